@@ -1,0 +1,57 @@
+"""The matrix point: one model × backend × precision × batch size × device × variant."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
+# Execution variants of a backend; "eager" is the plain one and is left out of test ids.
+VARIANTS = ("eager", "channels-last", "cuda-graph", "channels-last+cuda-graph", "trt-ep")
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    """One benchmark case. Frozen and hashable so it can key caches and baselines.
+
+    ``model`` is None when the test supplies its own model through an overridden ``trt_model``
+    fixture: the test node id then names the case.
+    """
+
+    model: str | None
+    backend: str
+    precision: str
+    batch_size: int
+    device: str  # "cpu", "cuda:0", ...
+    variant: str = "eager"
+
+    @property
+    def id(self) -> str:
+        """Readable id used in test ids: ``digits-cnn-onnxruntime-fp32-bs8``."""
+        parts = [self.model] if self.model else []
+        parts += [self.backend, self.precision, f"bs{self.batch_size}"]
+        if self.variant != "eager":
+            parts.append(self.variant)
+        return "-".join(parts)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def reference(self) -> Case:
+        """The fp32 case of the same model, batch and device that accuracy is judged against."""
+        return Case(self.model, "torch", "fp32", self.batch_size, self.device)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Case:
+        return cls(
+            model=None if data.get("model") is None else str(data["model"]),
+            backend=str(data["backend"]),
+            precision=str(data["precision"]),
+            batch_size=int(str(data["batch_size"])),
+            device=str(data["device"]),
+            variant=str(data.get("variant", "eager")),
+        )
