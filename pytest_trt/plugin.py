@@ -1,1 +1,47 @@
-"""pytest11 entry point: options and thin hooks only (no torch/onnxruntime/tensorrt imports)."""
+"""pytest11 entry point: options and thin hooks only.
+
+Importing this module imports no torch, onnxruntime or tensorrt (tests check it); the work lives in
+plain modules that the hooks call.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_trt import settings as settings_mod
+from pytest_trt.context import Context, is_worker
+from pytest_trt.stash import CONTEXT
+
+pytest_plugins = ["pytest_trt.fixtures"]
+
+MARKERS = (
+    "trt(models=None, backends=None, precisions=None, batch_sizes=None, variants=None, threshold=None): "
+    "the pytest-trt matrix of this test; models='zoo' takes --trt-model; values override the options",
+    "trt_accuracy(metric=None, max_drop=None, **agreement_limits): accuracy limits against fp32",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    settings_mod.add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    settings = settings_mod.resolve(config)
+    ctx = Context(settings)
+    from pytest_trt import session
+
+    session.validate(config, ctx)
+    config.stash[CONTEXT] = ctx
+    if not is_worker():
+        config.pluginmanager.register(session.Controller(config, ctx), "pytest-trt-controller")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "trt_case" not in metafunc.fixturenames:
+        return
+    from pytest_trt import session
+
+    session.parametrize(metafunc, metafunc.config.stash[CONTEXT])

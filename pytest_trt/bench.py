@@ -1,0 +1,132 @@
+"""Measure one case: check outputs, time the runner, sample telemetry, judge accuracy.
+
+DESIGN.md rule 11: the outputs of the timed iterations themselves are checked against the fp32
+reference, so a runner that is fast because it returned stale, zero or partial outputs fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pytest_trt import results as R
+from pytest_trt.case import Case
+from pytest_trt.context import Context, on_stream
+from pytest_trt.model import ModelSpec
+from pytest_trt.runners.base import Runner
+
+CHECK_SEED_OFFSET = 1  # the pre-timing check uses other inputs than the timed loop
+
+
+@dataclass(frozen=True)
+class AccuracyLimits:
+    max_drop: float | None = None  # task-metric drop against fp32; None: not gated
+    metric: str | None = None  # override the spec's metric
+    agreement: dict[str, float] | None = None  # override output-agreement limits
+
+
+def run_case(
+    ctx: Context, runner: Runner, spec: ModelSpec, case: Case, nodeid: str, limits: AccuracyLimits
+) -> R.CaseResult:
+    from pytest_trt import accuracy
+
+    result = R.CaseResult(case=case, nodeid=nodeid, model_name=spec.name, build=dict(runner.info))
+    timed_inputs = spec.example_inputs(case.batch_size)
+    check_seed = spec.seed + CHECK_SEED_OFFSET
+    check_inputs = spec.example_inputs(case.batch_size, seed=check_seed)
+    with on_stream(runner.stream):
+        check = runner.to_host(runner.run(runner.load_inputs(check_inputs)))
+        first = _agreement(ctx, spec, case, check, check_inputs, check_seed, limits)
+        timing, telemetry, last = _measure(ctx, runner, case, timed_inputs)
+        final = _agreement(ctx, spec, case, runner.to_host(last), timed_inputs, spec.seed, limits)
+        worst = first if not first["passed"] else final
+        result.accuracy = {"agreement": worst, "checked_timed_outputs": True}
+        if spec.dataset is not None and spec.metric is not None:
+            result.accuracy.update(_task_metric(ctx, runner, spec, case, limits, accuracy))
+    result.timing = timing
+    result.telemetry = telemetry
+    result.flags = _flags(timing, telemetry)
+    result.status, result.message = _status(result.accuracy)
+    return result
+
+
+def _measure(ctx: Context, runner: Runner, case: Case, inputs: np.ndarray) -> tuple[R.Timing, dict[str, Any], Any]:
+    from pytest_trt import telemetry as telemetry_mod
+    from pytest_trt.timing import Budget, measure
+
+    handle = runner.load_inputs(inputs)
+    last: list[Any] = [None]
+
+    def step() -> None:
+        last[0] = runner.run(handle)
+
+    settings = ctx.settings
+    budget = Budget(warmup_s=settings.warmup_s, min_time_s=settings.min_time_s,
+                    max_time_s=settings.max_time_s, min_iterations=settings.min_iterations)
+    sampler = telemetry_mod.Sampler.open(case.device) if case.is_cuda else None
+    if sampler is not None:
+        sampler.start()
+    try:
+        timing = measure(step, batch_size=case.batch_size, budget=budget, stream=runner.stream)
+    finally:
+        record = sampler.stop() if sampler is not None else {}
+    if record:
+        items = case.batch_size * timing.stats.n
+        record = telemetry_mod.finish(record, items=items, wall_s=timing.wall_s)
+    return timing, record, last[0]
+
+
+def _agreement(
+    ctx: Context, spec: ModelSpec, case: Case, output: np.ndarray, inputs: np.ndarray, seed: int,
+    limits: AccuracyLimits,
+) -> dict[str, Any]:
+    from pytest_trt import accuracy
+
+    reference = ctx.reference(spec, inputs, seed)
+    custom = accuracy.Limits(**limits.agreement) if limits.agreement else None
+    return accuracy.agreement(output, reference, case.precision, custom)
+
+
+def _task_metric(
+    ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits, accuracy: Any
+) -> dict[str, Any]:
+    assert spec.dataset is not None
+    dataset = spec.dataset()
+    metric = limits.metric or spec.metric
+    assert metric is not None
+
+    def run_batch(x: np.ndarray) -> np.ndarray:
+        return runner.to_host(runner.run(runner.load_inputs(x)))
+
+    value = accuracy.evaluate(run_batch, dataset.test_x, dataset.test_y, case.batch_size, metric,
+                              dataset.num_classes)
+    reference = ctx.fp32_metric(spec)
+    max_drop = limits.max_drop
+    passed, message = accuracy.gate(value, reference, max_drop, metric)
+    return {"metric": metric, "value": value, "reference": reference, "drop": reference - value,
+            "max_drop": max_drop, "passed": passed, "message": message}
+
+
+def _flags(timing: R.Timing, telemetry: dict[str, Any]) -> list[str]:
+    from pytest_trt.stats import flags
+
+    return flags(timing, throttled=bool(telemetry.get("throttled")))
+
+
+def _status(acc: dict[str, Any]) -> tuple[str, str]:
+    agreement = acc["agreement"]
+    if agreement.get("nonfinite"):
+        return R.NAN, f"outputs contain {agreement['nonfinite']} NaN/Inf values"
+    if not agreement["passed"]:
+        return R.ACCURACY_FAILED, "outputs disagree with the fp32 reference: " + _describe(agreement)
+    if acc.get("passed") is False:
+        return R.ACCURACY_FAILED, str(acc["message"])
+    return R.OK, ""
+
+
+def _describe(agreement: dict[str, Any]) -> str:
+    keys = ("max_abs", "rel_err", "cosine", "top1_agreement")
+    shown = ", ".join(f"{k}={agreement[k]:.4g}" for k in keys if agreement.get(k) is not None)
+    return f"{shown} (limits {agreement.get('limits')})"

@@ -1,0 +1,149 @@
+"""Per-session state: settings, the resolved device, and caches of models, exports and references.
+
+One instance lives in ``config.stash``; fixtures reach it through the ``trt_context`` fixture. The
+caches are what make a matrix of many cases cheap: a model is built, exported, quantized and its fp32
+reference computed once per session, not once per case.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pytest_trt.model import ModelSpec
+from pytest_trt.results import CaseResult
+from pytest_trt.settings import Settings
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Context:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._device: str | None = None
+        self.results: list[CaseResult] = []
+        self.baseline: Any = None  # pytest_trt.baseline.Baseline when --trt-baseline is given
+        self.verdicts: list[Any] = []
+        self._environment: dict[str, Any] | None = None
+        self._modules: dict[str, torch.nn.Module] = {}
+        self._onnx: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
+        self._references: dict[tuple[str, int, int, str], np.ndarray] = {}
+        self._metrics: dict[str, float] = {}
+
+    @property
+    def device(self) -> str:
+        """The concrete device, resolved on first use (``auto`` imports torch only then)."""
+        if self._device is None:
+            self._device = resolve_device(self.settings)
+        return self._device
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.settings.cache_dir
+
+    def environment(self) -> dict[str, Any]:
+        if self._environment is None:
+            from pytest_trt.environment import fingerprint
+
+            self._environment = fingerprint(self.device)
+        return self._environment
+
+    def module(self, spec: ModelSpec) -> torch.nn.Module:
+        """The fp32 CPU module of a spec, built once; callers get their own copy to cast and move."""
+        if spec.name not in self._modules:
+            import torch
+
+            torch.manual_seed(spec.seed)
+            self._modules[spec.name] = spec.build().eval().float().cpu()
+        return copy.deepcopy(self._modules[spec.name])
+
+    def onnx(self, spec: ModelSpec, precision: str) -> tuple[Path, dict[str, Any]]:
+        """The ONNX file for a spec at a precision (fp16 conversion, INT8/FP8 Q/DQ from calibration)."""
+        key = (spec.name, precision)
+        if key not in self._onnx:
+            from pytest_trt import precision as precision_step
+            from pytest_trt.export import export_onnx
+
+            path, info = export_onnx(spec, self.module(spec), self.cache_dir)
+            calibration = spec.dataset().calib_x if spec.dataset is not None else None
+            converted = precision_step.convert(
+                path, precision, cache_dir=self.cache_dir, calibration=calibration,
+                method=self.settings.calibration,
+            )
+            self._onnx[key] = (converted, {**info, "onnx_path": str(converted)})
+        return self._onnx[key]
+
+    def reference(self, spec: ModelSpec, inputs: np.ndarray, seed: int) -> np.ndarray:
+        """fp32 outputs of the PyTorch model (TF32 off) on the case device, cached per input set."""
+        key = (spec.name, inputs.shape[0], seed, self.device)
+        if key not in self._references:
+            self._references[key] = torch_fp32(self.module(spec), inputs, self.device)
+        return self._references[key]
+
+    def fp32_metric(self, spec: ModelSpec) -> float:
+        """The task metric of the fp32 PyTorch model on the test split, on the CPU."""
+        if spec.name not in self._metrics:
+            from pytest_trt import accuracy
+
+            dataset = spec.dataset() if spec.dataset is not None else None
+            assert dataset is not None and spec.metric is not None
+            module = self.module(spec)
+            self._metrics[spec.name] = accuracy.evaluate(
+                lambda x: torch_fp32(module, x, "cpu"), dataset.test_x, dataset.test_y, 64, spec.metric,
+                dataset.num_classes,
+            )
+        return self._metrics[spec.name]
+
+
+def torch_fp32(module: torch.nn.Module, inputs: np.ndarray, device: str) -> np.ndarray:
+    import torch
+
+    from pytest_trt.runners.torch_runner import first_tensor, set_tf32
+
+    module = module.to(device)
+    previous = set_tf32(False) if device.startswith("cuda") else None
+    try:
+        with torch.inference_mode():
+            output = first_tensor(module(torch.from_numpy(np.ascontiguousarray(inputs)).to(device)))
+            return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
+    finally:
+        if previous is not None:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+
+
+@contextmanager
+def on_stream(stream: Any) -> Iterator[None]:
+    """Make ``stream`` current (CUDA runners) so checks run where the timed work runs."""
+    if stream is None:
+        yield
+        return
+    import torch
+
+    with torch.cuda.stream(stream):
+        yield
+
+
+def resolve_device(settings: Settings) -> str:
+    """auto/cuda/cuda:N → a concrete device; an xdist worker is pinned to its own GPU."""
+    from pytest_trt import devices, matrix
+
+    device = matrix.resolve_device(settings.device)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    pinned_by_user = settings.device.startswith("cuda:")
+    if device.startswith("cuda") and worker and (settings.devices or not pinned_by_user):
+        import torch
+
+        device = f"cuda:{devices.pick_device(worker, settings.devices, torch.cuda.device_count())}"
+    return device
+
+
+def is_worker() -> bool:
+    """True inside a pytest-xdist worker process (only the controller writes files)."""
+    return "PYTEST_XDIST_WORKER" in os.environ

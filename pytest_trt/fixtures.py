@@ -1,0 +1,222 @@
+"""The user-facing fixtures: trt_case, trt_model, onnx_model, trt_engine, trt_runner, trt_gpu, trt_bench."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_trt import results as R
+from pytest_trt.bench import AccuracyLimits, run_case
+from pytest_trt.case import Case
+from pytest_trt.context import Context
+from pytest_trt.model import ModelSpec
+from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
+from pytest_trt.stash import CONTEXT, RESULT_PROPERTY
+
+
+@pytest.fixture(scope="session")
+def trt_context(pytestconfig: pytest.Config) -> Context:
+    """Session state: settings, device, caches. Mostly for plugin internals and power users."""
+    return pytestconfig.stash[CONTEXT]
+
+
+@pytest.fixture
+def trt_case(request: pytest.FixtureRequest) -> Case:
+    """The matrix point; pytest-trt parametrizes it, so reaching this body means it was not."""
+    raise pytest.UsageError(f"{request.node.nodeid}: trt_case was not parametrized by pytest-trt")
+
+
+@pytest.fixture
+def trt_model(trt_case: Case) -> ModelSpec:
+    """The model of the case from the zoo. Override it in a conftest to benchmark your own model."""
+    from pytest_trt import zoo
+
+    if trt_case.model is None:
+        pytest.fail("no model for this test: mark it @pytest.mark.trt(models=[...]) or models='zoo', "
+                    "or override the trt_model fixture in a conftest", pytrace=False)
+    return zoo.get(trt_case.model)
+
+
+@pytest.fixture
+def onnx_model(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
+               trt_context: Context) -> Path:
+    """The exported, precision-converted ONNX file of the case (cached)."""
+    from pytest_trt.runners import _ONNX_PRECISION
+
+    precision = _ONNX_PRECISION.get(trt_case.precision, trt_case.precision)
+    with _recorded(request, trt_case, trt_model, trt_context):
+        return trt_context.onnx(trt_model, precision)[0]
+
+
+@pytest.fixture
+def trt_engine(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
+               trt_context: Context) -> Iterator[Runner]:
+    """A prepared TensorRT runner (engine built or loaded from the cache) for the case."""
+    from pytest_trt import trt_engine as engine
+
+    if not engine.available():
+        pytest.skip(engine.unavailable_reason())
+    if trt_case.backend != "tensorrt":
+        trt_case = Case(trt_case.model, "tensorrt", trt_case.precision, trt_case.batch_size,
+                        trt_case.device, trt_case.variant)
+    yield from _runner(request, trt_case, trt_model, trt_context)
+
+
+@pytest.fixture
+def trt_runner(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
+               trt_context: Context) -> Iterator[Runner]:
+    """A prepared runner for the case on its backend: load_inputs / run / to_host / close."""
+    yield from _runner(request, trt_case, trt_model, trt_context)
+
+
+def _runner(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Context) -> Iterator[Runner]:
+    from pytest_trt.runners import create
+
+    with _recorded(request, case, spec, ctx):
+        runner = create(ctx, case, spec)
+        runner.prepare()
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+class _recorded:
+    """Turn setup failures into recorded case states: skip (unsupported, OOM) or error (build)."""
+
+    def __init__(self, request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Context) -> None:
+        self.request, self.case, self.spec, self.ctx = request, case, spec, ctx
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, UnsupportedCase):
+            record(self.request, self._result(R.SKIPPED, str(exc)))
+            pytest.skip(str(exc))
+        if is_oom(exc):
+            release_memory(self.case)
+            record(self.request, self._result(R.OOM, f"out of memory: {first_line(exc)}"))
+            pytest.skip(f"OOM at batch {self.case.batch_size}: {first_line(exc)}")
+        if isinstance(exc, BuildError):
+            record(self.request, self._result(R.BUILD_FAILED, str(exc)))
+            pytest.fail(f"{self.case.id}: {exc}", pytrace=False)
+        return False
+
+    def _result(self, status: str, message: str) -> R.CaseResult:
+        return R.CaseResult(self.case, self.request.node.nodeid, self.spec.name, status, message)
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    device: str
+    index: int
+    name: str
+    compute_capability: tuple[int, int]
+    total_memory: int
+    stream: Any  # a non-default torch.cuda.Stream
+    nvml: Any  # pynvml device handle, or None where NVML is unavailable
+    properties: Any  # torch.cuda.get_device_properties
+
+
+@pytest.fixture(scope="session")
+def trt_gpu(trt_context: Context) -> GpuInfo:
+    """The case device's GPU: properties, a non-default stream, an NVML handle. Skips on CPU hosts."""
+    if not trt_context.device.startswith("cuda"):
+        pytest.skip(f"needs a CUDA GPU (device is {trt_context.device})")
+    import torch
+
+    index = torch.device(trt_context.device).index or 0
+    props = torch.cuda.get_device_properties(index)
+    return GpuInfo(trt_context.device, index, props.name, (props.major, props.minor), props.total_memory,
+                   torch.cuda.Stream(index), _nvml_handle(index), props)
+
+
+def _nvml_handle(index: int) -> Any:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetHandleByIndex(index)
+    except Exception:  # NVML is optional: absent drivers or containers without it
+        return None
+
+
+@pytest.fixture
+def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
+              trt_context: Context) -> Callable[..., R.CaseResult]:
+    """Measure a runner for this case, check its outputs and accuracy, record and gate the result."""
+
+    def bench(runner: Runner | None = None) -> R.CaseResult:
+        runner = runner if runner is not None else request.getfixturevalue("trt_runner")
+        limits = _accuracy_limits(request, trt_context)
+        try:
+            result = run_case(trt_context, runner, trt_model, trt_case, request.node.nodeid, limits)
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            release_memory(trt_case)
+            record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.OOM, first_line(exc)))
+            pytest.skip(f"OOM at batch {trt_case.batch_size}: {first_line(exc)}")
+        _judge(request, trt_context, result)
+        record(request, result)
+        if result.status != R.OK:
+            pytest.fail(f"{trt_case.id}: {result.message}", pytrace=False)
+        if result.verdict and result.verdict.get("outcome") == "REGRESSION":
+            pytest.fail(result.verdict["message"], pytrace=False)
+        return result
+
+    return bench
+
+
+def _accuracy_limits(request: pytest.FixtureRequest, ctx: Context) -> AccuracyLimits:
+    marker = request.node.get_closest_marker("trt_accuracy")
+    kwargs = dict(marker.kwargs) if marker else {}
+    max_drop = kwargs.pop("max_drop", ctx.settings.max_drop)
+    metric = kwargs.pop("metric", None)
+    return AccuracyLimits(max_drop=max_drop, metric=metric, agreement=kwargs or None)
+
+
+def _judge(request: pytest.FixtureRequest, ctx: Context, result: R.CaseResult) -> None:
+    if ctx.baseline is None:
+        return
+    from pytest_trt import gate
+    from pytest_trt.settings import parse_threshold
+
+    marker = request.node.get_closest_marker("trt")
+    threshold = ctx.settings.threshold
+    if marker and "threshold" in marker.kwargs:
+        threshold = parse_threshold(str(marker.kwargs["threshold"]))
+    verdict = gate.judge(result.to_dict(), ctx.baseline, ctx.environment(), threshold=threshold)
+    result.verdict = verdict.to_dict()
+
+
+def record(request: pytest.FixtureRequest, result: R.CaseResult) -> None:
+    """Attach the result to the test report: it travels to the xdist controller with it."""
+    request.node.user_properties.append((RESULT_PROPERTY, result.to_dict()))
+
+
+def is_oom(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return "outofmemory" in text.replace(" ", "") or "out of memory" in text or "cudaerrormemoryallocation" in text
+
+
+def release_memory(case: Case) -> None:
+    """Free what an OOM left in the caching allocator so the next case starts clean."""
+    import gc
+
+    gc.collect()
+    if case.is_cuda:
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -1,0 +1,126 @@
+"""ONNX Runtime runner: CPU EP, or CUDA EP with IOBinding so inputs and outputs stay on the GPU.
+
+On CUDA the session computes on our non-default stream (``user_compute_stream``) and is told not to
+synchronize after each run, so CUDA events bracket exactly its GPU work and host enqueue time is a
+separate number. A session that silently fell back to the CPU is an error, not a slow case.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_trt.case import Case
+from pytest_trt.runners.base import BuildError
+
+_ORT_TO_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+class OnnxRuntimeRunner:
+    def __init__(self, case: Case, onnx_path: Path, *, cache_dir: Path) -> None:
+        self.case = case
+        self.onnx_path = onnx_path
+        self.cache_dir = cache_dir
+        self.stream: Any = None
+        self.info: dict[str, Any] = {}
+        self._session: Any = None
+        self._binding: Any = None
+        self._run_options: Any = None
+        self._outputs: Any = None
+
+    def _providers(self) -> list[Any]:
+        if not self.case.is_cuda:
+            return ["CPUExecutionProvider"]
+        import torch
+
+        self.stream = torch.cuda.Stream(self.case.device)
+        index = torch.device(self.case.device).index or 0
+        cuda = ("CUDAExecutionProvider", {
+            "device_id": index,
+            "user_compute_stream": str(self.stream.cuda_stream),
+            "use_tf32": int(self.case.precision == "tf32"),  # ORT enables TF32 by default: fp32 means fp32
+        })
+        if self.case.variant == "trt-ep":
+            from pytest_trt.runners import ort_trt_ep
+
+            trt = ort_trt_ep.provider_options(self.case, self.cache_dir)
+            return [p for p in trt if p[0] == "TensorrtExecutionProvider"] + [cuda, "CPUExecutionProvider"]
+        return [cuda, "CPUExecutionProvider"]
+
+    def prepare(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        start = time.perf_counter()
+        try:
+            self._session = ort.InferenceSession(str(self.onnx_path), options, providers=self._providers())
+        except Exception as exc:
+            raise BuildError(f"onnxruntime could not load {self.onnx_path.name}: {exc}") from exc
+        self.info.update(
+            onnxruntime=ort.__version__, providers=self._session.get_providers(),
+            session_s=time.perf_counter() - start,
+        )
+        wanted = self._providers_wanted()
+        if wanted not in self._session.get_providers():
+            raise BuildError(f"onnxruntime fell back to {self._session.get_providers()}; {wanted} did not load")
+        self._run_options = ort.RunOptions()
+        if self.case.is_cuda:
+            self._run_options.add_run_config_entry("disable_synchronize_execution_providers", "1")
+
+    def _providers_wanted(self) -> str:
+        if not self.case.is_cuda:
+            return "CPUExecutionProvider"
+        return "TensorrtExecutionProvider" if self.case.variant == "trt-ep" else "CUDAExecutionProvider"
+
+    @property
+    def _input(self) -> Any:
+        return self._session.get_inputs()[0]
+
+    def load_inputs(self, host: np.ndarray) -> Any:
+        dtype = _ORT_TO_NUMPY.get(self._input.type, np.float32)
+        array = np.ascontiguousarray(host, dtype=dtype)
+        if not self.case.is_cuda:
+            return {self._input.name: array}
+        return self._bind(array)
+
+    def _bind(self, array: np.ndarray) -> Any:
+        """Device-resident input and preallocated output, bound once (ORT IOBinding)."""
+        import torch
+
+        device = torch.device(self.case.device)
+        tensor = torch.from_numpy(array).to(device)
+        output = self._session.get_outputs()[0]
+        out_dtype = _ORT_TO_NUMPY.get(output.type, np.float32)
+        shape = self._output_shape(array)
+        out = torch.empty(shape, dtype=getattr(torch, np.dtype(out_dtype).name), device=device)
+        binding = self._session.io_binding()
+        binding.bind_input(self._input.name, "cuda", device.index or 0, array.dtype, list(array.shape),
+                           tensor.data_ptr())
+        binding.bind_output(output.name, "cuda", device.index or 0, out_dtype, list(shape), out.data_ptr())
+        self._binding, self._outputs = binding, (tensor, out)  # keep tensors alive while bound
+        return binding
+
+    def _output_shape(self, array: np.ndarray) -> tuple[int, ...]:
+        """One CPU-side run to learn the output shape for this batch (dynamic axes are symbolic)."""
+        result = self._session.run(None, {self._input.name: array})[0]
+        return tuple(result.shape)
+
+    def run(self, inputs: Any) -> Any:
+        if not self.case.is_cuda:
+            return self._session.run(None, inputs, self._run_options)
+        self._session.run_with_iobinding(inputs, self._run_options)
+        return self._outputs[1]
+
+    def to_host(self, outputs: Any) -> np.ndarray:
+        if self.case.is_cuda:
+            self.stream.synchronize()
+            return np.asarray(outputs.float().cpu().numpy(), dtype=np.float32)
+        return np.asarray(outputs[0], dtype=np.float32)
+
+    def close(self) -> None:
+        self._session = self._binding = self._outputs = None

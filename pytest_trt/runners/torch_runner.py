@@ -1,0 +1,143 @@
+"""PyTorch eager and torch.compile runners on CPU and CUDA.
+
+fp16/bf16 run natively (module and inputs cast); fp32 on CUDA runs with TF32 off, tf32 with it on,
+so the two are different cases. Variants: channels-last memory format and CUDA-graph replay.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pytest_trt.case import Case
+from pytest_trt.model import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+
+_DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def set_tf32(enabled: bool) -> tuple[bool, bool]:
+    """Set TF32 for matmul and cuDNN; return the previous values."""
+    import torch
+
+    previous = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    return previous
+
+
+def first_tensor(output: Any) -> torch.Tensor:
+    """Models may return a tensor, a tuple or a dict (torchvision segmenters): take the main one."""
+    if isinstance(output, dict):
+        output = output.get("out", next(iter(output.values())))
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    return output
+
+
+class TorchRunner:
+    def __init__(self, case: Case, spec: ModelSpec, *, module: torch.nn.Module | None = None) -> None:
+        self.case = case
+        self.spec = spec
+        self.stream: Any = None
+        self.info: dict[str, Any] = {}
+        self._module = module
+        self._model: Any = None
+        self._graph: Any = None
+        self._static_in: Any = None
+        self._static_out: Any = None
+
+    @property
+    def _channels_last(self) -> bool:
+        return "channels-last" in self.case.variant
+
+    def prepare(self) -> None:
+        import torch
+
+        device = torch.device(self.case.device)
+        dtype = getattr(torch, _DTYPES[self.case.precision])
+        module = self._module if self._module is not None else self.spec.build()
+        module = module.eval().to(device=device, dtype=dtype)
+        if self._channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            set_tf32(self.case.precision == "tf32")
+            self.stream = torch.cuda.Stream(device)
+        self._model = module
+        if self.case.backend == "torch-compile":
+            self._compile()
+        self.info.update(torch=torch.__version__, dtype=str(dtype), channels_last=self._channels_last)
+
+    def _compile(self) -> None:
+        """Compile and trigger compilation once, outside any timed loop."""
+        import torch
+
+        self._model = torch.compile(self._model)
+        start = time.perf_counter()
+        warm = self.load_inputs(self.spec.example_inputs(self.case.batch_size))
+        self._sync_run(warm)
+        self.info["compile_s"] = time.perf_counter() - start
+
+    def _sync_run(self, inputs: Any) -> None:
+        import torch
+
+        with torch.inference_mode():
+            if self.stream is None:
+                self._model(inputs)
+                return
+            with torch.cuda.stream(self.stream):
+                self._model(inputs)
+            self.stream.synchronize()
+
+    def load_inputs(self, host: np.ndarray) -> Any:
+        import torch
+
+        dtype = getattr(torch, _DTYPES[self.case.precision])
+        tensor = torch.from_numpy(np.ascontiguousarray(host)).to(self.case.device, dtype)
+        if self._channels_last and tensor.dim() == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        if "cuda-graph" not in self.case.variant:
+            return tensor
+        if self._graph is None:
+            self._capture(tensor)
+        else:
+            self._static_in.copy_(tensor)
+        return self._static_in
+
+    def _capture(self, example: torch.Tensor) -> None:
+        """Capture one forward into a CUDA graph; run() then replays it (static input buffer)."""
+        import torch
+
+        self._static_in = example.clone()
+        for _ in range(3):  # warm up on the side stream, as CUDA-graph capture requires
+            self._sync_run(self._static_in)
+        graph = torch.cuda.CUDAGraph()
+        with torch.inference_mode(), torch.cuda.graph(graph, stream=self.stream):
+            self._static_out = self._model(self._static_in)
+        self._graph = graph
+
+    def run(self, inputs: Any) -> Any:
+        import torch
+
+        if self._graph is not None:
+            self._graph.replay()
+            return self._static_out
+        with torch.inference_mode():
+            return self._model(inputs)
+
+    def to_host(self, outputs: Any) -> np.ndarray:
+        if self.stream is not None:
+            self.stream.synchronize()
+        tensor = first_tensor(outputs)
+        return np.asarray(tensor.detach().float().cpu().numpy(), dtype=np.float32)
+
+    def close(self) -> None:
+        self._graph = self._static_in = self._static_out = self._model = None
+        if self.case.is_cuda:
+            import torch
+
+            torch.cuda.empty_cache()

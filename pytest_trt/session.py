@@ -1,0 +1,94 @@
+"""What the plugin hooks do: validate options, parametrize tests, collect results, write files.
+
+Only the controller (no xdist, or the xdist controller) owns a ``Controller``: workers send their
+results on test reports and never write results, baselines or reports themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_trt import matrix
+from pytest_trt.context import Context
+from pytest_trt.results import CaseResult
+from pytest_trt.stash import RESULT_PROPERTY
+
+
+def validate(config: pytest.Config, ctx: Context) -> None:
+    """Checks that need more than parsing: model names, CUDA presence, a readable baseline."""
+    try:
+        matrix.expand_models(ctx.settings.models)
+    except KeyError as exc:
+        raise pytest.UsageError(f"--trt-model: {exc.args[0]}") from None
+    if ctx.settings.device.startswith("cuda"):
+        try:
+            ctx.device  # noqa: B018 - resolving now turns "no CUDA here" into a usage error
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if ctx.settings.baseline is not None:
+        from pytest_trt import baseline
+
+        try:
+            ctx.baseline = baseline.load(ctx.settings.baseline)
+        except baseline.BaselineError as exc:
+            raise pytest.UsageError(f"--trt-baseline: {exc}") from None
+
+
+def parametrize(metafunc: pytest.Metafunc, ctx: Context) -> None:
+    marker: dict[str, Any] = {}
+    for mark in reversed(list(metafunc.definition.iter_markers("trt"))):
+        marker.update(mark.kwargs)  # closest marker wins per keyword
+    try:
+        planned = matrix.plan(ctx.settings, ctx.device, marker)
+    except (ValueError, KeyError) as exc:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc.args[0]}") from None
+    params = [
+        pytest.param(p.case, id=p.case.id, marks=[pytest.mark.skip(reason=p.skip)] if p.skip else [])
+        for p in planned
+    ]
+    metafunc.parametrize("trt_case", params)
+
+
+class Controller:
+    """Collects case results from reports; writes results, baseline and reports at the end."""
+
+    def __init__(self, config: pytest.Config, ctx: Context) -> None:
+        self.config = config
+        self.ctx = ctx
+        self.results: dict[str, CaseResult] = {}
+        self.written: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == RESULT_PROPERTY:
+                result = CaseResult.from_dict(value)
+                self.results[result.nodeid] = result  # setup + call reports carry the same entries
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.results:
+            return
+        from pytest_trt import outputs
+
+        results = list(self.results.values())
+        self.written = outputs.write_all(self.ctx, results)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results:
+            return
+        from pytest_trt import report
+
+        terminalreporter.write_sep("=", "pytest-trt results")
+        for line in report.table(list(self.results.values())):
+            terminalreporter.write_line(line)
+        for line in report.gate_lines(self.ctx.verdicts):
+            terminalreporter.write_line(line)
+        for path in self.written:
+            terminalreporter.write_line(f"pytest-trt: wrote {path}")
+
+
+def default_results_path(ctx: Context) -> Path:
+    return ctx.cache_dir / "results" / "latest.json"

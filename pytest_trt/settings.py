@@ -1,0 +1,213 @@
+"""Options resolved once (command line → ini → default) into a frozen Settings.
+
+Every bad value becomes a ``pytest.UsageError`` naming the option and what it accepts, so users
+see one line and exit status 4 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_trt.case import BACKENDS, PRECISIONS, VARIANTS
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class Settings:
+    backends: tuple[str, ...] | None  # None: those installed that fit the device
+    precisions: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    device: str  # "auto", "cpu", "cuda", "cuda:N"
+    models: tuple[str, ...]  # zoo names or groups, used where a test marks models="zoo"
+    variants: tuple[str, ...]
+    devices: tuple[int, ...] | None  # GPUs that pytest-xdist workers are pinned to
+    baseline: Path | None
+    save_baseline: Path | None
+    results: Path | None
+    threshold: float  # fraction, 0.05 = 5%
+    warmup_s: float
+    min_time_s: float
+    max_time_s: float
+    min_iterations: int
+    cache_dir: Path
+    report_html: Path | None
+    report_md: Path | None
+    benchmark_json: Path | None
+    max_drop: float | None  # default task-metric drop limit against fp32
+    calibration: str
+
+
+# name, help, default (as an ini string; None = unset)
+OPTIONS: tuple[tuple[str, str, str | None], ...] = (
+    ("backend", f"backends to run, comma separated: {', '.join(BACKENDS)} (default: installed ones "
+     "that fit the device)", None),
+    ("precision", f"precisions, comma separated: {', '.join(PRECISIONS)} (default: fp32)", "fp32"),
+    ("batch-size", "batch sizes, comma separated positive integers (default: 1,8)", "1,8"),
+    ("device", "auto (default), cpu, cuda or cuda:N", "auto"),
+    ("model", "zoo models for tests marked models='zoo': names or the groups small, vision, all "
+     "(default: small)", "small"),
+    ("variant", f"execution variants: {', '.join(VARIANTS)} (default: eager)", "eager"),
+    ("devices", "GPU indices that pytest-xdist workers are pinned to, one worker per GPU, e.g. 0,1,2,3",
+     None),
+    ("baseline", "compare against this baseline file; regressed cases fail their test", None),
+    ("save-baseline", "write (or append this run to) a baseline file", None),
+    ("results", "this run's full results JSON (default: <cache dir>/results/latest.json)", None),
+    ("threshold", "smallest slowdown that may fail, e.g. 5% or 0.05 (default 5%)", "5%"),
+    ("warmup", "warm-up time per case in seconds (default 0.2)", "0.2"),
+    ("min-time", "minimum measured time per case in seconds (default 1.0)", "1.0"),
+    ("max-time", "maximum measured time per case in seconds (default 5.0)", "5.0"),
+    ("min-iterations", "minimum measured iterations per case (default 10)", "10"),
+    ("cache-dir", "ONNX exports, engines, timing and calibration caches (default .trt-cache)", ".trt-cache"),
+    ("report-html", "write an HTML report here", None),
+    ("report-md", "write a markdown report here (also to $GITHUB_STEP_SUMMARY when set)", None),
+    ("benchmark-json", "export results in pytest-benchmark's JSON schema", None),
+    ("max-drop", "default largest task-metric drop against fp32, e.g. 0.01 (default: 0.02)", "0.02"),
+    ("calibration", f"INT8 calibration method: {', '.join(CALIBRATION_METHODS)} (default minmax)", "minmax"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trt", "pytest-trt inference benchmarks")
+    for name, help_text, default in OPTIONS:
+        ini = "trt_" + name.replace("-", "_")
+        group.addoption(f"--trt-{name}", dest=ini, default=None, help=help_text)
+        parser.addini(ini, help=help_text, default=default)
+
+
+def _raw(config: pytest.Config, name: str) -> str | None:
+    ini = "trt_" + name.replace("-", "_")
+    value = config.getoption(ini)
+    if value is None:
+        value = config.getini(ini)
+    if value is None or str(value).strip() == "":
+        return None
+    return str(value).strip()
+
+
+def fail(option: str, value: object, expected: str) -> pytest.UsageError:
+    return pytest.UsageError(f"--trt-{option}: invalid value {value!r}; expected {expected}")
+
+
+def parse_list(option: str, text: str, valid: Sequence[str]) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    bad = [item for item in items if item not in valid]
+    if bad or not items:
+        raise fail(option, text, f"a comma-separated list of {', '.join(valid)}")
+    return items
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    expected = "a comma-separated list of positive integers, e.g. 1,8,64"
+    sizes: list[int] = []
+    for part in text.split(","):
+        try:
+            size = int(part.strip())
+        except ValueError:
+            raise fail("batch-size", text, expected) from None
+        if size <= 0:
+            raise fail("batch-size", text, expected)
+        sizes.append(size)
+    return tuple(dict.fromkeys(sizes))
+
+
+def parse_device(text: str) -> str:
+    device = text.strip().lower()
+    if device in ("auto", "cpu", "cuda"):
+        return device
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return device
+    raise fail("device", text, "auto, cpu, cuda or cuda:N")
+
+
+def parse_threshold(text: str, option: str = "threshold") -> float:
+    expected = "a percentage such as 5% or a fraction such as 0.05, between 0 and 100%"
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise fail(option, text, expected) from None
+    if not 0 <= value < 1:
+        raise fail(option, text, expected)
+    return value
+
+
+def _positive(option: str, text: str, kind: Callable[[str], Any] = float) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise fail(option, text, "a positive number") from None
+    if value <= 0:
+        raise fail(option, text, "a positive number")
+    return value
+
+
+def _writable_file(option: str, text: str | None) -> Path | None:
+    """A path we will write at the end of the session: fail now, not after an hour of benchmarks."""
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise fail(option, text, "a file path, not a directory")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise fail(option, text, "a path in a writable directory")
+    return path
+
+
+def _readable_file(option: str, text: str | None) -> Path | None:
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise fail(option, text, "an existing, readable baseline file")
+    return path
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read every option once; raise UsageError on the first bad one."""
+    from pytest_trt.devices import parse_devices
+
+    backend = _raw(config, "backend")
+    min_time = _positive("min-time", _raw(config, "min-time") or "1.0")
+    max_time = _positive("max-time", _raw(config, "max-time") or "5.0")
+    if min_time > max_time:
+        raise fail("min-time", min_time, f"a value not above --trt-max-time ({max_time})")
+    devices_text = _raw(config, "devices")
+    try:
+        devices = parse_devices(devices_text) if devices_text else None
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    max_drop = _raw(config, "max-drop")
+    return Settings(
+        backends=parse_list("backend", backend, BACKENDS) if backend else None,
+        precisions=parse_list("precision", _raw(config, "precision") or "fp32", PRECISIONS),
+        batch_sizes=parse_batch_sizes(_raw(config, "batch-size") or "1,8"),
+        device=parse_device(_raw(config, "device") or "auto"),
+        models=tuple(m.strip() for m in (_raw(config, "model") or "small").split(",") if m.strip()),
+        variants=parse_list("variant", _raw(config, "variant") or "eager", VARIANTS),
+        devices=devices,
+        baseline=_readable_file("baseline", _raw(config, "baseline")),
+        save_baseline=_writable_file("save-baseline", _raw(config, "save-baseline")),
+        results=_writable_file("results", _raw(config, "results")),
+        threshold=parse_threshold(_raw(config, "threshold") or "5%"),
+        warmup_s=_positive("warmup", _raw(config, "warmup") or "0.2"),
+        min_time_s=min_time,
+        max_time_s=max_time,
+        min_iterations=_positive("min-iterations", _raw(config, "min-iterations") or "10", int),
+        cache_dir=Path(_raw(config, "cache-dir") or ".trt-cache").expanduser(),
+        report_html=_writable_file("report-html", _raw(config, "report-html")),
+        report_md=_writable_file("report-md", _raw(config, "report-md")),
+        benchmark_json=_writable_file("benchmark-json", _raw(config, "benchmark-json")),
+        max_drop=parse_threshold(max_drop, "max-drop") if max_drop else None,
+        calibration=parse_list("calibration", _raw(config, "calibration") or "minmax",
+                               CALIBRATION_METHODS)[0],
+    )

@@ -1,0 +1,10 @@
+"""Keys shared by the plugin hooks and fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_trt.context import Context
+
+CONTEXT = pytest.StashKey[Context]()
+RESULT_PROPERTY = "pytest_trt_result"  # user_properties name carrying a CaseResult dict
