@@ -1,0 +1,431 @@
+"""The timing engine: DESIGN.md measurement rules 1-7.
+
+``measure`` warms up by time, then times iterations in chunks until both minimums are met and the
+median's confidence interval is tight, or a maximum is reached. On CPU each iteration is bracketed by
+``time.perf_counter_ns``; on CUDA by a pair of CUDA events on the caller's non-default stream, with
+the host enqueue time of each call recorded separately. The per-iteration loop does nothing but the
+call, the clock reads and an append; the stop rule runs between chunks of about ``CHECK_INTERVAL_S``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from pytest_trt.results import Timing
+from pytest_trt.stats import relative_ci_halfwidth, summarize
+
+CHECK_INTERVAL_S = 0.02  # target duration of one chunk: the stop rule's granularity
+MAX_CPU_CHUNK = 200_000  # iterations per chunk on CPU (a no-op call takes ~50 ns)
+MAX_GPU_CHUNK = 1024  # event pairs per chunk on CUDA
+STAT_GROWTH = 1.25  # recompute the median CI only after the sample count grew by this factor
+MAX_WARMUP_BATCH = 1024  # GPU warm-up calls between synchronizations
+
+STOP_CONVERGED = "converged"
+STOP_MIN_REACHED = "min-reached"
+STOP_MAX_TIME = "max-time"
+STOP_MAX_ITERATIONS = "max-iterations"
+STOP_REASONS = (STOP_CONVERGED, STOP_MIN_REACHED, STOP_MAX_TIME, STOP_MAX_ITERATIONS)
+
+NS = 1e-9
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to time one case. Minimums are met together; either maximum ends the loop."""
+
+    warmup_s: float = 0.2  # warm up by time (trtexec --warmUp 200 ms); warm-up iterations dropped
+    min_time_s: float = 1.0
+    min_iterations: int = 10
+    max_time_s: float = 10.0
+    max_iterations: int = 1_000_000
+    target_rel_ci: float = 0.01  # 0 disables early stop: stop as soon as the minimums are met
+    keep_samples: int = 5000  # samples kept in the Timing record (evenly thinned beyond this)
+
+    def __post_init__(self) -> None:
+        for name in ("warmup_s", "min_time_s", "target_rel_ci"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not (isinstance(self.max_time_s, int | float) and math.isfinite(self.max_time_s)):
+            raise ValueError(f"max_time_s must be a finite number of seconds, got {self.max_time_s!r}")
+        if self.max_time_s <= 0:
+            raise ValueError(f"max_time_s must be > 0, got {self.max_time_s!r}")
+        for name in ("min_iterations", "max_iterations", "keep_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.min_time_s > self.max_time_s:
+            raise ValueError(f"min_time_s ({self.min_time_s}) must not exceed max_time_s ({self.max_time_s})")
+        if self.min_iterations > self.max_iterations:
+            raise ValueError(
+                f"min_iterations ({self.min_iterations}) must not exceed "
+                f"max_iterations ({self.max_iterations})"
+            )
+
+
+class _Samples:
+    """Growable int64 nanosecond buffer: chunks are appended between timed loops, never inside."""
+
+    def __init__(self) -> None:
+        self._data: IntArray = np.empty(4096, dtype=np.int64)
+        self.n = 0
+
+    def extend(self, values: IntArray) -> None:
+        need = self.n + values.size
+        if need > self._data.size:
+            grown = np.empty(max(need, 2 * self._data.size), dtype=np.int64)
+            grown[: self.n] = self._data[: self.n]
+            self._data = grown
+        self._data[self.n : need] = values
+        self.n = need
+
+    def view(self) -> IntArray:
+        return self._data[: self.n]
+
+    def seconds(self) -> FloatArray:
+        return self.view().astype(np.float64) * NS
+
+
+class _StopRule:
+    """Rule 2: both minimums, then early stop on a tight median CI, else a maximum."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self._next_stat_n = 0
+
+    def __call__(self, samples: _Samples, submitted: int, elapsed_s: float) -> str | None:
+        b = self.budget
+        n = samples.n
+        if n >= b.min_iterations and elapsed_s >= b.min_time_s:
+            if b.target_rel_ci == 0:
+                return STOP_MIN_REACHED
+            if n >= self._next_stat_n:
+                # O(n) each time, so only after the sample count grew geometrically.
+                self._next_stat_n = math.ceil(n * STAT_GROWTH)
+                if relative_ci_halfwidth(samples.view()) <= b.target_rel_ci:
+                    return STOP_CONVERGED
+        if submitted >= b.max_iterations:
+            return STOP_MAX_ITERATIONS
+        if elapsed_s >= b.max_time_s:
+            return STOP_MAX_TIME
+        return None
+
+
+def _next_chunk(per_call_s: float, cap: int, previous: int) -> int:
+    """Iterations for the next chunk: about CHECK_INTERVAL_S of work, growing at most 8x at a time."""
+    if per_call_s <= 0:
+        return min(cap, max(1, previous * 8))
+    want = int(CHECK_INTERVAL_S / per_call_s)
+    return max(1, min(cap, want, max(1, previous) * 8))
+
+
+def _thin(samples: FloatArray, keep: int) -> list[float]:
+    """At most ``keep`` samples, evenly spaced over the run so drift stays visible."""
+    if samples.size <= keep:
+        return [float(x) for x in samples]
+    index = np.linspace(0, samples.size - 1, keep).round().astype(np.int64)
+    return [float(x) for x in samples[index]]
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+
+
+# ---------------------------------------------------------------------------------------- CPU
+
+
+def _warm_up_cpu(fn: Callable[[], object], warmup_s: float) -> tuple[int, float]:
+    """Call ``fn`` until ``warmup_s`` has passed; returns (calls, seconds). No calls for 0 s."""
+    clock = time.perf_counter_ns
+    limit = int(warmup_s / NS)
+    if limit <= 0:
+        return 0, 0.0
+    start = clock()
+    calls = 0
+    while True:
+        fn()
+        calls += 1
+        now = clock()
+        if now - start >= limit:
+            return calls, (now - start) * NS
+
+
+def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget) -> Timing:
+    clock = time.perf_counter_ns
+    warm_calls, warm_s = _warm_up_cpu(fn, budget.warmup_s)
+    samples = _Samples()
+    stop = _StopRule(budget)
+    chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_CPU_CHUNK, 0)
+    begin = clock()
+    reason = None
+    while reason is None:
+        k = min(chunk, budget.max_iterations - samples.n)
+        stamps = [clock()]
+        append = stamps.append
+        for _ in repeat(None, k):
+            fn()
+            append(clock())
+        samples.extend(np.diff(np.asarray(stamps, dtype=np.int64)).astype(np.int64))
+        chunk = _next_chunk((stamps[-1] - stamps[0]) * NS / k, MAX_CPU_CHUNK, k)
+        reason = stop(samples, samples.n, (clock() - begin) * NS)
+    seconds = samples.seconds()
+    # Back-to-back stamps: the samples add up to the time spent inside the measured chunks.
+    wall_s = float(samples.view().sum()) * NS
+    return Timing(
+        clock="perf_counter",
+        samples=_thin(seconds, budget.keep_samples),
+        stats=summarize(seconds, batch_size, wall_s if wall_s > 0 else NS),
+        warmup_iterations=warm_calls,
+        warmup_s=warm_s,
+        wall_s=wall_s,
+        stop_reason=reason,
+    )
+
+
+# --------------------------------------------------------------------------------------- CUDA
+
+
+class CudaEvent(Protocol):
+    """The part of ``torch.cuda.Event`` the engine uses."""
+
+    def record(self, stream: Any = None) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+    def elapsed_time(self, end_event: Any) -> float: ...  # milliseconds
+
+
+@dataclass(frozen=True)
+class CudaApi:
+    """The seam to torch.cuda: real in ``measure``; unit tests on CPU hosts pass a named fake."""
+
+    make_event: Callable[[], CudaEvent]
+    stream_context: Callable[[Any], AbstractContextManager[Any]]
+    is_default_stream: Callable[[Any], bool]
+
+
+def torch_cuda_api() -> CudaApi:
+    import torch
+
+    def is_default(stream: Any) -> bool:
+        return bool(stream == torch.cuda.default_stream(stream.device))
+
+    event: Any = torch.cuda.Event  # untyped constructor in torch's stubs
+    return CudaApi(
+        make_event=lambda: event(enable_timing=True),
+        stream_context=torch.cuda.stream,
+        is_default_stream=is_default,
+    )
+
+
+class _EventPool:
+    """Start/end event pairs, created in whole chunks outside the timed loop and reused."""
+
+    def __init__(self, make_event: Callable[[], CudaEvent]) -> None:
+        self._make = make_event
+        self._free: list[tuple[CudaEvent, CudaEvent]] = []
+
+    def take(self, k: int) -> list[tuple[CudaEvent, CudaEvent]]:
+        while len(self._free) < k:
+            self._free.append((self._make(), self._make()))
+        taken, self._free = self._free[:k], self._free[k:]
+        return taken
+
+    def give(self, pairs: list[tuple[CudaEvent, CudaEvent]]) -> None:
+        self._free.extend(pairs)
+
+
+def _read_ns(pairs: list[tuple[CudaEvent, CudaEvent]]) -> IntArray:
+    """Wait for the chunk's last event, then read every pair's GPU time (ms → ns)."""
+    pairs[-1][1].synchronize()
+    return np.fromiter((round(s.elapsed_time(e) * 1e6) for s, e in pairs), dtype=np.int64, count=len(pairs))
+
+
+def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tuple[int, float]:
+    """Warm up by synchronized wall time, in doubling batches so the queue never runs dry."""
+    clock = time.perf_counter_ns
+    limit = int(warmup_s / NS)
+    if limit <= 0:
+        return 0, 0.0
+    stream.synchronize()
+    start = clock()
+    calls, batch = 0, 1
+    while True:
+        for _ in repeat(None, batch):
+            fn()
+        calls += batch
+        stream.synchronize()
+        elapsed = clock() - start
+        if elapsed >= limit:
+            return calls, elapsed * NS
+        batch = min(2 * batch, MAX_WARMUP_BATCH)
+
+
+def _enqueue_chunk(
+    fn: Callable[[], object], stream: Any, pairs: list[tuple[CudaEvent, CudaEvent]], enqueue: list[int]
+) -> None:
+    """The timed loop: events around each call, host enqueue time around the call alone, no sync."""
+    clock = time.perf_counter_ns
+    append = enqueue.append
+    for start, end in pairs:
+        start.record(stream)
+        t0 = clock()
+        fn()
+        t1 = clock()
+        end.record(stream)
+        append(t1 - t0)
+
+
+def measure_events(
+    fn: Callable[[], object], *, batch_size: int, budget: Budget, stream: Any, api: CudaApi
+) -> Timing:
+    """The CUDA path of ``measure`` through an explicit ``api`` seam.
+
+    Chunks are double-buffered: chunk i+1 is enqueued before chunk i's events are read, so the GPU
+    queue never drains between chunks; the only full synchronizations are at both ends of the loop.
+    """
+    _check_batch_size(batch_size)
+    if stream is None or api.is_default_stream(stream):
+        raise ValueError("stream must be a non-default torch.cuda.Stream (DESIGN.md rule 3)")
+    clock = time.perf_counter_ns
+    with api.stream_context(stream):
+        warm_calls, warm_s = _warm_up_gpu(fn, budget.warmup_s, stream)
+        pool = _EventPool(api.make_event)
+        samples, enqueue = _Samples(), _Samples()
+        stop = _StopRule(budget)
+        chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_GPU_CHUNK, 0)
+        pending: list[tuple[CudaEvent, CudaEvent]] = []
+        submitted = 0
+        reason = None
+        stream.synchronize()
+        begin = clock()
+        while reason is None:
+            pairs = pool.take(min(chunk, budget.max_iterations - submitted))
+            host: list[int] = []
+            _enqueue_chunk(fn, stream, pairs, host)
+            submitted += len(pairs)
+            enqueue.extend(np.asarray(host, dtype=np.int64))
+            if pending:
+                done = _read_ns(pending)
+                samples.extend(done)
+                pool.give(pending)
+                per_call = max(float(done.mean()), float(np.mean(host))) * NS
+                chunk = _next_chunk(per_call, MAX_GPU_CHUNK, len(pairs))
+            else:
+                chunk = _next_chunk(float(np.mean(host)) * NS, MAX_GPU_CHUNK, len(pairs))
+            pending = pairs
+            reason = stop(samples, submitted, (clock() - begin) * NS)
+        stream.synchronize()
+        wall_s = (clock() - begin) * NS
+        samples.extend(_read_ns(pending))
+    seconds = samples.seconds()
+    return Timing(
+        clock="cuda-event",
+        samples=_thin(seconds, budget.keep_samples),
+        stats=summarize(seconds, batch_size, wall_s),
+        warmup_iterations=warm_calls,
+        warmup_s=warm_s,
+        wall_s=wall_s,
+        stop_reason=reason,
+        enqueue=summarize(enqueue.seconds(), batch_size, wall_s),
+    )
+
+
+# ------------------------------------------------------------------------------------ public
+
+
+def measure(
+    fn: Callable[[], object], *, batch_size: int, budget: Budget = Budget(), stream: Any = None
+) -> Timing:
+    """Time ``fn`` (one inference of ``batch_size`` items) under ``budget``.
+
+    ``stream`` None: host timing with perf_counter. A non-default ``torch.cuda.Stream``: CUDA events on
+    that stream, ``fn`` enqueued under it, host enqueue time reported as ``Timing.enqueue``.
+    """
+    _check_batch_size(batch_size)
+    if stream is None:
+        return _measure_cpu(fn, batch_size, budget)
+    return measure_events(fn, batch_size=batch_size, budget=budget, stream=stream, api=torch_cuda_api())
+
+
+def measure_throughput(
+    fn: Callable[[], object], *, batch_size: int, iterations: int, stream: Any = None
+) -> float:
+    """Items per second of ``iterations`` back-to-back calls with one synchronization at the end (rule 5).
+
+    Does not warm up: call it after ``measure`` (or warm up yourself).
+    """
+    _check_batch_size(batch_size)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if stream is None:
+        start = time.perf_counter_ns()
+        for _ in repeat(None, iterations):
+            fn()
+        wall = time.perf_counter_ns() - start
+    else:
+        import torch
+
+        with torch.cuda.stream(stream):
+            stream.synchronize()
+            start = time.perf_counter_ns()
+            for _ in repeat(None, iterations):
+                fn()
+            stream.synchronize()
+            wall = time.perf_counter_ns() - start
+    return batch_size * iterations / (max(wall, 1) * NS)
+
+
+def transfer_split_events(
+    h2d: Callable[[], object],
+    compute: Callable[[], object],
+    d2h: Callable[[], object],
+    stream: Any,
+    iterations: int,
+    api: CudaApi,
+) -> dict[str, float]:
+    """``transfer_split`` through an explicit ``api`` seam."""
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if stream is None or api.is_default_stream(stream):
+        raise ValueError("stream must be a non-default torch.cuda.Stream (DESIGN.md rule 3)")
+    marks = [[api.make_event() for _ in range(4)] for _ in range(iterations)]
+    with api.stream_context(stream):
+        for e0, e1, e2, e3 in marks:
+            e0.record(stream)
+            h2d()
+            e1.record(stream)
+            compute()
+            e2.record(stream)
+            d2h()
+            e3.record(stream)
+        stream.synchronize()
+    ms = np.array([[m[i].elapsed_time(m[i + 1]) for i in range(3)] for m in marks], dtype=np.float64)
+    h2d_ms, compute_ms, d2h_ms = np.median(ms, axis=0)
+    return {"h2d_s": h2d_ms * 1e-3, "compute_s": compute_ms * 1e-3, "d2h_s": d2h_ms * 1e-3}
+
+
+def transfer_split(
+    h2d: Callable[[], object],
+    compute: Callable[[], object],
+    d2h: Callable[[], object],
+    stream: Any,
+    iterations: int,
+) -> dict[str, float]:
+    """Median seconds of host→device copy, compute and device→host copy from CUDA events (rule 4).
+
+    The three steps run back to back on ``stream``; call it after warming up ``compute``.
+    """
+    return transfer_split_events(h2d, compute, d2h, stream, iterations, torch_cuda_api())
