@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +211,14 @@ def resolve(config: pytest.Config) -> Settings:
         calibration=parse_list("calibration", _raw(config, "calibration") or "minmax",
                                CALIBRATION_METHODS)[0],
     )
+
+
+def defaults(**changes: Any) -> Settings:
+    """Settings as the options' defaults give them, for programmatic use and tests."""
+    base = Settings(
+        backends=None, precisions=("fp32",), batch_sizes=(1, 8), device="auto", models=("small",),
+        variants=("eager",), devices=None, baseline=None, save_baseline=None, results=None, threshold=0.05,
+        warmup_s=0.2, min_time_s=1.0, max_time_s=5.0, min_iterations=10, cache_dir=Path(".trt-cache"),
+        report_html=None, report_md=None, benchmark_json=None, max_drop=0.02, calibration="minmax",
+    )
+    return replace(base, **changes)

@@ -1,0 +1,123 @@
+"""What users type: options, test ids, outcomes, exit codes and the files a run writes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FAST
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+def test_matrix_runs_with_readable_ids_and_writes_results(user_project, tmp_path):
+    out = tmp_path / "results.json"
+    result = user_project.runpytest(
+        *FAST, "--trt-backend", "torch,onnxruntime", "--trt-batch-size", "1,4", "--trt-results", str(out), "-v"
+    )
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines([
+        "*test_latency?torch-fp32-bs1? PASSED*", "*test_latency?onnxruntime-fp32-bs4? PASSED*",
+        "*pytest-trt results*", "tiny-net", "*backend*precision*batch*median ms*p99 ms*items/s*speed-up*",
+    ])
+    data = json.loads(out.read_text())
+    assert data["schema_version"] == 1
+    assert data["environment"]["hardware"]["kind"] == "cpu"
+    cases = {c["case_id"]: c for c in data["cases"]}
+    assert set(cases) == {"torch-fp32-bs1", "torch-fp32-bs4", "onnxruntime-fp32-bs1", "onnxruntime-fp32-bs4"}
+    for case in cases.values():
+        stats = case["timing"]["stats"]
+        assert case["status"] == "ok"
+        assert 0 < stats["min"] <= stats["median"] <= stats["p99"] <= stats["max"]
+        assert len(case["timing"]["samples"]) == stats["n"] >= 10
+        assert case["accuracy"]["agreement"]["passed"] is True
+
+
+def test_unsupported_combination_is_a_skip_with_its_reason(user_project):
+    result = user_project.runpytest(*FAST, "--trt-backend", "onnxruntime", "--trt-precision", "bf16",
+                                    "--trt-batch-size", "1", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*bf16 is not supported by onnxruntime on cpu*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trt-precision", "int9"], "--trt-precision: invalid value 'int9'; expected *fp32, tf32, fp16*"),
+        (["--trt-backend", "tensorflow"], "--trt-backend: invalid value 'tensorflow'*torch, torch-compile*"),
+        (["--trt-batch-size", "0"], "--trt-batch-size: invalid value '0'; expected *positive integers*"),
+        (["--trt-batch-size", "eight"], "--trt-batch-size: invalid value 'eight'*"),
+        (["--trt-threshold", "lots"], "--trt-threshold: invalid value 'lots'*"),
+        (["--trt-model", "no-such-model"], "--trt-model: unknown model 'no-such-model'; known models: *"),
+        (["--trt-min-time", "3", "--trt-max-time", "1"], "--trt-min-time*not above --trt-max-time*"),
+    ],
+)
+def test_bad_options_are_usage_errors_without_traceback(user_project, args, message):
+    result = user_project.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_unwritable_results_path_is_a_usage_error(user_project, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = user_project.runpytest("--trt-results", str(blocker / "results.json"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--trt-results: invalid value*expected a path in a writable directory*"])
+
+
+def test_cuda_device_without_cuda_is_a_usage_error(user_project):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has CUDA")
+    result = user_project.runpytest("--trt-device", "cuda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--trt-device cuda: no CUDA device on this host*"])
+
+
+def test_export_failure_errors_that_case_and_the_others_run(pytester):
+    pytester.makeconftest('''
+import pytest, torch
+from pytest_trt import ModelSpec
+
+class Unexportable(torch.nn.Module):
+    def forward(self, x):
+        if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+            raise RuntimeError("custom kernel has no ONNX symbolic")
+        return x * 2
+
+@pytest.fixture
+def trt_model():
+    return ModelSpec(name="unexportable", build=Unexportable, input_shape=(4,))
+''')
+    pytester.makepyfile(test_bench="def test_latency(trt_bench, trt_runner):\n    trt_bench(trt_runner)\n")
+    result = pytester.runpytest(*FAST, "--trt-backend", "torch,onnxruntime", "--trt-batch-size", "2")
+    result.assert_outcomes(passed=1, failed=1)  # an export failure fails its case at set-up
+    result.stdout.fnmatch_lines(["*onnxruntime-fp32-bs2: ONNX export failed*custom kernel has no ONNX symbolic*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_plugin_import_does_not_import_heavy_frameworks():
+    code = ("import sys, pytest_trt.plugin, pytest_trt.fixtures, pytest_trt.session; "
+            "heavy = [m for m in ('torch', 'onnxruntime', 'tensorrt', 'onnx') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_coexists_with_pytest_benchmark(pytester):
+    pytest.importorskip("pytest_benchmark")
+    pytester.makeconftest(open(__file__.replace("test_acceptance.py", "conftest.py")).read().split("'''")[1])
+    pytester.makepyfile(test_both='''
+def test_plain_benchmark(benchmark):
+    assert benchmark(sum, range(100)) == 4950
+
+def test_trt(trt_bench, trt_runner):
+    trt_bench(trt_runner)
+''')
+    result = pytester.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1", "-p", "pytest_benchmark")
+    result.assert_outcomes(passed=2)
