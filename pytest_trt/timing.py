@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pytest_trt.results import Timing
-from pytest_trt.stats import relative_ci_halfwidth, summarize
+from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize
 
 CHECK_INTERVAL_S = 0.02  # target duration of one chunk: the stop rule's granularity
 MAX_CPU_CHUNK = 200_000  # iterations per chunk on CPU (a no-op call takes ~50 ns)
@@ -103,6 +103,7 @@ class _StopRule:
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
         self._next_stat_n = 0
+        median_ci_ranks(1)  # imports scipy.stats (about a second, once) before any clock starts
 
     def __call__(self, samples: _Samples, submitted: int, elapsed_s: float) -> str | None:
         b = self.budget
@@ -164,9 +165,9 @@ def _warm_up_cpu(fn: Callable[[], object], warmup_s: float) -> tuple[int, float]
 
 def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget) -> Timing:
     clock = time.perf_counter_ns
+    stop = _StopRule(budget)
     warm_calls, warm_s = _warm_up_cpu(fn, budget.warmup_s)
     samples = _Samples()
-    stop = _StopRule(budget)
     chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_CPU_CHUNK, 0)
     begin = clock()
     reason = None
@@ -300,11 +301,11 @@ def measure_events(
     if stream is None or api.is_default_stream(stream):
         raise ValueError("stream must be a non-default torch.cuda.Stream (DESIGN.md rule 3)")
     clock = time.perf_counter_ns
+    stop = _StopRule(budget)
     with api.stream_context(stream):
         warm_calls, warm_s = _warm_up_gpu(fn, budget.warmup_s, stream)
         pool = _EventPool(api.make_event)
         samples, enqueue = _Samples(), _Samples()
-        stop = _StopRule(budget)
         chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_GPU_CHUNK, 0)
         pending: list[tuple[CudaEvent, CudaEvent]] = []
         submitted = 0

@@ -1,0 +1,365 @@
+"""The timing engine: budget rules on CPU, the CUDA event path through a fake, real GPU checks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_trt import timing
+from pytest_trt.timing import (
+    STOP_CONVERGED,
+    STOP_MAX_ITERATIONS,
+    STOP_MAX_TIME,
+    STOP_MIN_REACHED,
+    Budget,
+    CudaApi,
+    measure,
+    measure_events,
+    measure_throughput,
+    transfer_split_events,
+)
+
+
+def _spin(seconds: float) -> None:
+    """Busy-wait: steadier than time.sleep on a shared host."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------ Budget
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"min_time_s": 2.0, "max_time_s": 1.0}, r"min_time_s \(2.0\) must not exceed max_time_s \(1.0\)"),
+        (
+            {"min_iterations": 50, "max_iterations": 10},
+            r"min_iterations \(50\) must not exceed max_iterations",
+        ),
+        ({"warmup_s": -0.1}, "warmup_s must be a finite number >= 0"),
+        ({"max_time_s": 0.0}, "max_time_s must be > 0"),
+        ({"max_time_s": math.inf}, "max_time_s must be a finite number"),
+        ({"min_iterations": 0}, "min_iterations must be an integer >= 1"),
+        ({"keep_samples": 0}, "keep_samples must be an integer >= 1"),
+        ({"target_rel_ci": -0.01}, "target_rel_ci must be a finite number >= 0"),
+    ],
+)
+def test_budget_rejects_bad_fields(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Budget(**kwargs)
+
+
+def test_measure_rejects_bad_batch_size() -> None:
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        measure(lambda: None, batch_size=0)
+
+
+# --------------------------------------------------------------------------------------- CPU
+
+
+def test_warmup_iterations_are_dropped() -> None:
+    calls = 0
+
+    def slow_start() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            time.sleep(0.02)
+        else:
+            _spin(2e-5)
+
+    budget = Budget(warmup_s=0.1, min_time_s=0.05, max_time_s=0.5, target_rel_ci=0)
+    t = measure(slow_start, batch_size=1, budget=budget)
+    assert t.warmup_iterations > 3
+    assert t.warmup_s >= 0.1
+    assert t.stats.max < 0.01  # none of the 20 ms calls is a sample
+    assert t.stats.n + t.warmup_iterations == calls
+
+
+def test_both_minimums_hold_time_bound() -> None:
+    budget = Budget(warmup_s=0.01, min_time_s=0.2, min_iterations=10, max_time_s=2.0, target_rel_ci=0)
+    t, elapsed = _timed(lambda: measure(lambda: _spin(2e-5), batch_size=1, budget=budget))
+    assert t.stop_reason == STOP_MIN_REACHED
+    assert elapsed >= 0.2 + 0.01
+    assert t.stats.n >= 10
+
+
+def test_both_minimums_hold_iteration_bound() -> None:
+    budget = Budget(warmup_s=0.0, min_time_s=0.01, min_iterations=60, max_time_s=5.0, target_rel_ci=0)
+    t = measure(lambda: time.sleep(0.002), batch_size=1, budget=budget)
+    assert t.stop_reason == STOP_MIN_REACHED
+    assert t.stats.n >= 60
+    assert t.warmup_iterations == 0
+
+
+def test_max_time_bounds_a_callable_that_never_converges() -> None:
+    rng = np.random.default_rng(0)
+    budget = Budget(warmup_s=0.0, min_time_s=0.05, max_time_s=0.3, target_rel_ci=1e-9)
+    t, elapsed = _timed(
+        lambda: measure(lambda: _spin(float(rng.uniform(0, 4e-3))), batch_size=1, budget=budget)
+    )
+    assert t.stop_reason == STOP_MAX_TIME
+    assert 0.3 <= elapsed < 0.3 + 0.3  # about one chunk past the limit (slack for a shared host)
+
+
+def test_max_iterations_is_exact() -> None:
+    budget = Budget(warmup_s=0.0, min_time_s=1.0, min_iterations=5, max_time_s=5.0, max_iterations=37)
+    t = measure(lambda: None, batch_size=1, budget=budget)
+    assert t.stop_reason == STOP_MAX_ITERATIONS
+    assert t.stats.n == 37
+
+
+def test_early_stop_on_a_stable_callable_but_not_before_min_time() -> None:
+    budget = Budget(warmup_s=0.02, min_time_s=0.3, max_time_s=5.0, target_rel_ci=0.01)
+    t, elapsed = _timed(lambda: measure(lambda: _spin(2e-4), batch_size=1, budget=budget))
+    assert t.stop_reason == STOP_CONVERGED
+    assert 0.3 <= elapsed < 2.0
+    assert t.stats.median == pytest.approx(2e-4, rel=0.5)
+
+
+def test_no_early_stop_on_a_noisy_callable() -> None:
+    # Half the calls take ~0, half 2 ms: the median's CI spans both modes and never tightens.
+    rng = np.random.default_rng(1)
+
+    def noisy() -> None:
+        if rng.random() < 0.5:
+            _spin(2e-3)
+
+    budget = Budget(warmup_s=0.0, min_time_s=0.05, max_time_s=0.4, target_rel_ci=0.01)
+    t = measure(noisy, batch_size=1, budget=budget)
+    assert t.stop_reason == STOP_MAX_TIME
+
+
+def test_samples_are_thinned_evenly_and_stats_use_all() -> None:
+    budget = Budget(warmup_s=0.0, min_time_s=0.05, max_time_s=1.0, target_rel_ci=0, keep_samples=100)
+    t = measure(lambda: None, batch_size=4, budget=budget)
+    assert len(t.samples) == 100
+    assert t.stats.n > 100
+    assert t.stats.throughput == pytest.approx(4 * t.stats.n / t.wall_s)
+    assert timing._thin(np.arange(1000.0), 10) == [
+        0.0,
+        111.0,
+        222.0,
+        333.0,
+        444.0,
+        555.0,
+        666.0,
+        777.0,
+        888.0,
+        999.0,
+    ]
+
+
+def test_cpu_samples_track_the_callable() -> None:
+    budget = Budget(warmup_s=0.01, min_time_s=0.1, max_time_s=1.0, target_rel_ci=0)
+    t = measure(lambda: _spin(1e-3), batch_size=1, budget=budget)
+    assert t.clock == "perf_counter"
+    assert t.enqueue is None
+    assert 1e-3 <= t.stats.median < 1.5e-3
+    assert t.wall_s == pytest.approx(sum(t.samples), rel=1e-6)  # back-to-back, nothing kept out
+
+
+def test_measure_throughput_cpu() -> None:
+    items_per_s = measure_throughput(lambda: _spin(1e-3), batch_size=8, iterations=50)
+    assert 8 / 3e-3 < items_per_s <= 8 / 1e-3  # loose below: the host is shared
+
+
+# ------------------------------------------------------------------- CUDA path through a fake
+
+
+class FakeStream:
+    """Fake of a torch.cuda.Stream: a virtual device timeline that kernels advance when enqueued."""
+
+    def __init__(self) -> None:
+        self.device_ns = 0
+        self.syncs = 0
+
+    def launch(self, ns: int) -> None:
+        self.device_ns += ns
+
+    def synchronize(self) -> None:
+        self.syncs += 1
+
+
+class FakeEvent:
+    """Fake of a timing torch.cuda.Event: stamps the stream's virtual device time when recorded."""
+
+    waits = 0
+    created = 0
+
+    def __init__(self) -> None:
+        FakeEvent.created += 1
+        self.stamp: int | None = None
+
+    def record(self, stream: Any = None) -> None:
+        assert isinstance(stream, FakeStream), "events must be recorded on the measuring stream"
+        self.stamp = stream.device_ns
+
+    def synchronize(self) -> None:
+        FakeEvent.waits += 1
+
+    def elapsed_time(self, end_event: Any) -> float:
+        assert self.stamp is not None and end_event.stamp is not None
+        return float(end_event.stamp - self.stamp) / 1e6
+
+
+class FakeCuda:
+    """Fake of the torch.cuda seam, remembering which stream is current."""
+
+    def __init__(self, default: bool = False) -> None:
+        self.current: FakeStream | None = None
+        self.default = default
+        FakeEvent.waits = FakeEvent.created = 0
+
+    @contextmanager
+    def stream_context(self, stream: Any) -> Iterator[None]:
+        self.current = stream
+        try:
+            yield
+        finally:
+            self.current = None
+
+    def api(self) -> CudaApi:
+        return CudaApi(
+            make_event=FakeEvent, stream_context=self.stream_context, is_default_stream=lambda s: self.default
+        )
+
+
+def _kernel_ns(k: int) -> int:
+    """Virtual GPU time of the k-th call: 1 s for the first three (cold), then a 7-step pattern."""
+    return 1_000_000_000 if k < 3 else (k % 7 + 1) * 10_000
+
+
+def test_events_path_samples_are_the_device_times_in_order() -> None:
+    cuda, stream = FakeCuda(), FakeStream()
+    calls = 0
+
+    def fn() -> None:
+        nonlocal calls
+        assert cuda.current is stream, "fn must run under the measuring stream"
+        stream.launch(_kernel_ns(calls))
+        calls += 1
+        _spin(2e-5)  # host enqueue cost
+
+    budget = Budget(warmup_s=0.01, min_time_s=0.0, min_iterations=500, max_iterations=500, target_rel_ci=0)
+    t = measure_events(fn, batch_size=2, budget=budget, stream=stream, api=cuda.api())
+    w = t.warmup_iterations
+    assert w >= 3
+    assert t.clock == "cuda-event"
+    assert t.stats.n == 500 and calls == w + 500
+    assert t.samples == pytest.approx([_kernel_ns(k) * 1e-9 for k in range(w, w + 500)])
+    assert t.enqueue is not None and t.enqueue.n == 500
+    assert 2e-5 <= t.enqueue.median < 5e-3
+    assert t.stats.throughput == pytest.approx(2 * 500 / t.wall_s)
+
+
+def test_events_path_synchronizes_per_chunk_not_per_iteration() -> None:
+    cuda, stream = FakeCuda(), FakeStream()
+    budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=3000, max_iterations=3000, target_rel_ci=0)
+    t = measure_events(
+        lambda: stream.launch(5_000), batch_size=1, budget=budget, stream=stream, api=cuda.api()
+    )
+    assert t.stats.n == 3000
+    assert t.stats.median == pytest.approx(5e-6)
+    assert stream.syncs == 2  # both ends of the measured loop only (no warm-up here)
+    assert FakeEvent.waits < 3000 / 50  # one wait per chunk
+    assert FakeEvent.created < 2 * 3000  # event pairs are reused across chunks
+
+
+def test_events_path_rejects_the_default_stream() -> None:
+    with pytest.raises(ValueError, match="non-default torch.cuda.Stream"):
+        measure_events(
+            lambda: None, batch_size=1, budget=Budget(), stream=FakeStream(), api=FakeCuda(True).api()
+        )
+    with pytest.raises(ValueError, match="non-default torch.cuda.Stream"):
+        measure_events(lambda: None, batch_size=1, budget=Budget(), stream=None, api=FakeCuda().api())
+
+
+def test_transfer_split_reads_each_segment() -> None:
+    cuda, stream = FakeCuda(), FakeStream()
+    split = transfer_split_events(
+        lambda: stream.launch(3_000),
+        lambda: stream.launch(10_000),
+        lambda: stream.launch(5_000),
+        stream,
+        iterations=5,
+        api=cuda.api(),
+    )
+    assert split == pytest.approx({"h2d_s": 3e-6, "compute_s": 1e-5, "d2h_s": 5e-6})
+
+
+# ------------------------------------------------------------------------------ real CUDA GPU
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+needs_gpu = pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU")
+
+
+@needs_gpu
+def test_gpu_events_match_a_sleep_kernel() -> None:
+    import torch
+
+    cuda: Any = torch.cuda  # torch.cuda's constructors and _sleep are untyped
+    cycles = 1_000_000
+    stream = cuda.Stream()
+    with cuda.stream(stream):
+        cuda._sleep(cycles)  # warm the kernel
+        pairs = [(cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)) for _ in range(20)]
+        for start, end in pairs:
+            start.record(stream)
+            cuda._sleep(cycles)
+            end.record(stream)
+    stream.synchronize()
+    reference = float(np.median([s.elapsed_time(e) for s, e in pairs])) * 1e-3
+
+    budget = Budget(warmup_s=0.05, min_time_s=0.2, max_time_s=2.0)
+    t = measure(lambda: cuda._sleep(cycles), batch_size=1, budget=budget, stream=stream)
+    assert t.clock == "cuda-event"
+    assert t.stats.median == pytest.approx(reference, rel=0.1)
+    assert t.enqueue is not None and 0 < t.enqueue.median < t.stats.median
+    assert measure_throughput(
+        lambda: cuda._sleep(cycles), batch_size=1, iterations=50, stream=stream
+    ) == pytest.approx(1 / t.stats.median, rel=0.2)
+
+
+@needs_gpu
+def test_gpu_transfer_split() -> None:
+    import torch
+
+    from pytest_trt.timing import transfer_split
+
+    cuda: Any = torch.cuda
+    stream = cuda.Stream()
+    host = torch.randn(4096, 4096).pin_memory()
+    device = torch.empty_like(host, device="cuda")
+    back = torch.empty_like(host).pin_memory()
+    split = transfer_split(
+        lambda: device.copy_(host, non_blocking=True),
+        lambda: torch.mm(device, device),
+        lambda: back.copy_(device, non_blocking=True),
+        stream,
+        iterations=5,
+    )
+    assert set(split) == {"h2d_s", "compute_s", "d2h_s"}
+    assert all(v > 0 for v in split.values())
