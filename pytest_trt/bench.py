@@ -65,7 +65,9 @@ def _measure(ctx: Context, runner: Runner, case: Case, inputs: np.ndarray) -> tu
     settings = ctx.settings
     budget = Budget(warmup_s=settings.warmup_s, min_time_s=settings.min_time_s,
                     max_time_s=settings.max_time_s, min_iterations=settings.min_iterations)
-    sampler = telemetry_mod.Sampler.open(case.device) if case.is_cuda else None
+    index = int(case.device.partition(":")[2] or 0)
+    sampler = telemetry_mod.Sampler.open(index) if case.is_cuda else None
+    telemetry_mod.reset_peak_memory(case.device)
     if sampler is not None:
         sampler.start()
     try:
@@ -74,7 +76,8 @@ def _measure(ctx: Context, runner: Runner, case: Case, inputs: np.ndarray) -> tu
         record = sampler.stop() if sampler is not None else {}
     if record:
         items = case.batch_size * timing.stats.n
-        record = telemetry_mod.finish(record, items=items, wall_s=timing.wall_s)
+        peak = telemetry_mod.peak_memory_bytes(case.device)
+        record = telemetry_mod.finish(record, items=items, wall_s=timing.wall_s, peak_memory_bytes=peak)
     return timing, record, last[0]
 
 
@@ -86,7 +89,8 @@ def _agreement(
 
     reference = ctx.reference(spec, inputs, seed)
     custom = accuracy.Limits(**limits.agreement) if limits.agreement else None
-    return accuracy.agreement(output, reference, case.precision, custom)
+    agreement: dict[str, Any] = accuracy.agreement(output, reference, case.precision, custom)
+    return agreement
 
 
 def _task_metric(

@@ -94,9 +94,9 @@ class _recorded:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is None:
-            return False
+            return
         if isinstance(exc, UnsupportedCase):
             record(self.request, self._result(R.SKIPPED, str(exc)))
             pytest.skip(str(exc))
@@ -107,7 +107,6 @@ class _recorded:
         if isinstance(exc, BuildError):
             record(self.request, self._result(R.BUILD_FAILED, str(exc)))
             pytest.fail(f"{self.case.id}: {exc}", pytrace=False)
-        return False
 
     def _result(self, status: str, message: str) -> R.CaseResult:
         return R.CaseResult(self.case, self.request.node.nodeid, self.spec.name, status, message)
@@ -134,8 +133,9 @@ def trt_gpu(trt_context: Context) -> GpuInfo:
 
     index = torch.device(trt_context.device).index or 0
     props = torch.cuda.get_device_properties(index)
+    stream = torch.cuda.Stream(index)  # type: ignore[no-untyped-call]
     return GpuInfo(trt_context.device, index, props.name, (props.major, props.minor), props.total_memory,
-                   torch.cuda.Stream(index), _nvml_handle(index), props)
+                   stream, _nvml_handle(index), props)
 
 
 def _nvml_handle(index: int) -> Any:

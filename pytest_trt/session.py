@@ -63,7 +63,7 @@ class Controller:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
-            if name == RESULT_PROPERTY:
+            if name == RESULT_PROPERTY and isinstance(value, dict):
                 result = CaseResult.from_dict(value)
                 self.results[result.nodeid] = result  # setup + call reports carry the same entries
 

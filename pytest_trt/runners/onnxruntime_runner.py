@@ -36,7 +36,7 @@ class OnnxRuntimeRunner:
             return ["CPUExecutionProvider"]
         import torch
 
-        self.stream = torch.cuda.Stream(self.case.device)
+        self.stream = torch.cuda.Stream(self.case.device)  # type: ignore[no-untyped-call]
         index = torch.device(self.case.device).index or 0
         cuda = ("CUDAExecutionProvider", {
             "device_id": index,

@@ -36,7 +36,8 @@ def first_tensor(output: Any) -> torch.Tensor:
         output = output.get("out", next(iter(output.values())))
     if isinstance(output, (tuple, list)):
         output = output[0]
-    return output
+    tensor: torch.Tensor = output
+    return tensor
 
 
 class TorchRunner:
@@ -60,13 +61,13 @@ class TorchRunner:
 
         device = torch.device(self.case.device)
         dtype = getattr(torch, _DTYPES[self.case.precision])
-        module = self._module if self._module is not None else self.spec.build()
+        module: Any = self._module if self._module is not None else self.spec.build()
         module = module.eval().to(device=device, dtype=dtype)
         if self._channels_last:
             module = module.to(memory_format=torch.channels_last)
         if device.type == "cuda":
             set_tf32(self.case.precision == "tf32")
-            self.stream = torch.cuda.Stream(device)
+            self.stream = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
         self._model = module
         if self.case.backend == "torch-compile":
             self._compile()
