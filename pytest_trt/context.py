@@ -142,8 +142,3 @@ def resolve_device(settings: Settings) -> str:
 
         device = f"cuda:{devices.pick_device(worker, settings.devices, torch.cuda.device_count())}"
     return device
-
-
-def is_worker() -> bool:
-    """True inside a pytest-xdist worker process (only the controller writes files)."""
-    return "PYTEST_XDIST_WORKER" in os.environ

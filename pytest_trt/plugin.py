@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_trt import settings as settings_mod
-from pytest_trt.context import Context, is_worker
+from pytest_trt.context import Context
 from pytest_trt.stash import CONTEXT
 
 pytest_plugins = ["pytest_trt.fixtures"]
@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     session.validate(config, ctx)
     config.stash[CONTEXT] = ctx
-    if not is_worker():
+    if not hasattr(config, "workerinput"):  # pytest-xdist workers only send reports
         config.pluginmanager.register(session.Controller(config, ctx), "pytest-trt-controller")
 
 

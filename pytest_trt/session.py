@@ -88,6 +88,17 @@ class Controller:
             terminalreporter.write_line(line)
         for path in self.written:
             terminalreporter.write_line(f"pytest-trt: wrote {path}")
+        warning = self._xdist_cpu_warning()
+        if warning:
+            terminalreporter.write_line(f"pytest-trt: warning: {warning}", yellow=True)
+
+    def _xdist_cpu_warning(self) -> str | None:
+        from pytest_trt.devices import cpu_worker_warning
+
+        workers = getattr(self.config, "workerinput", None) or self.config.getoption("numprocesses", None)
+        if not isinstance(workers, int) or self.ctx.device != "cpu":
+            return None
+        return cpu_worker_warning(workers)
 
 
 def default_results_path(ctx: Context) -> Path:

@@ -121,3 +121,16 @@ def test_trt(trt_bench, trt_runner):
 ''')
     result = pytester.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1", "-p", "pytest_benchmark")
     result.assert_outcomes(passed=2)
+
+
+def test_xdist_gives_the_same_cases_and_one_merged_results_file(user_project, tmp_path):
+    pytest.importorskip("xdist")
+    args = [*FAST, "--trt-backend", "torch,onnxruntime", "--trt-batch-size", "1,2"]
+    serial, parallel = tmp_path / "serial.json", tmp_path / "parallel.json"
+    user_project.runpytest(*args, "--trt-results", str(serial)).assert_outcomes(passed=4)
+    result = user_project.runpytest(*args, "-n", "2", "--trt-results", str(parallel))
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*2 pytest-xdist workers are timing on CPU*"])
+    ids = [sorted(c["nodeid"] for c in json.loads(p.read_text())["cases"]) for p in (serial, parallel)]
+    assert ids[0] == ids[1] and len(ids[0]) == 4
+    assert not list(tmp_path.glob("parallel.json.*"))  # only the controller wrote, once, atomically
