@@ -409,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds <= 0 or args.repeats < 1:
         parser.error("--seconds must be > 0 and --repeats >= 1")
 
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA GPU")
     began = time.perf_counter()
     info = machine(args.device)
     notes = list(args.note)
@@ -420,10 +425,6 @@ def main(argv: list[str] | None = None) -> int:
             overhead = cpu_overhead(args.seconds)
         notes.append("BLAS limited to 1 thread (threadpoolctl) so the matmuls do not compete for cores")
     else:
-        import torch
-
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: torch sees no CUDA GPU")
         rows, gpu_notes = gpu_rows(args.seconds, args.repeats, rotate=not args.no_rotate)
         overhead = gpu_overhead(args.seconds)
         notes += gpu_notes
