@@ -184,7 +184,7 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
         set_bytes = 3 * n * n * 2
         count = max(1, math.ceil(2 * l2 / set_bytes)) if rotate else 1
         gen = torch.Generator(device="cuda").manual_seed(0)
-        return [
+        sets = [
             (
                 torch.randn(n, n, device="cuda", dtype=torch.float16, generator=gen),
                 torch.randn(n, n, device="cuda", dtype=torch.float16, generator=gen),
@@ -192,6 +192,8 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
             )
             for _ in range(count)
         ]
+        cuda.synchronize()  # filled on the default stream, read on ours
+        return sets
 
     def rotating(sets: list[tuple[Any, ...]]) -> Callable[[], None]:
         cycle = itertools.cycle(sets)
