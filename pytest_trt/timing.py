@@ -414,7 +414,7 @@ def transfer_split_events(
             e3.record(stream)
         stream.synchronize()
     ms = np.array([[m[i].elapsed_time(m[i + 1]) for i in range(3)] for m in marks], dtype=np.float64)
-    h2d_ms, compute_ms, d2h_ms = np.median(ms, axis=0)
+    h2d_ms, compute_ms, d2h_ms = (float(x) for x in np.median(ms, axis=0))
     return {"h2d_s": h2d_ms * 1e-3, "compute_s": compute_ms * 1e-3, "d2h_s": d2h_ms * 1e-3}
 
 

@@ -300,6 +300,7 @@ def test_transfer_split_reads_each_segment() -> None:
         api=cuda.api(),
     )
     assert split == pytest.approx({"h2d_s": 3e-6, "compute_s": 1e-5, "d2h_s": 5e-6})
+    assert all(type(v) is float for v in split.values())  # plain floats for the JSON results
 
 
 # ------------------------------------------------------------------------------ real CUDA GPU

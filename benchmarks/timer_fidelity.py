@@ -1,0 +1,458 @@
+"""Timer fidelity: do pytest-trt's ``measure`` medians agree with independent timers?
+
+    python benchmarks/timer_fidelity.py --device cpu  --out benchmarks/results/timer_fidelity_cpu.json
+    python benchmarks/timer_fidelity.py --device cuda --out $OUT/timer_fidelity_cuda.json
+
+CPU: three numpy float32 matmuls (BLAS pinned to one thread) sized at start to about 50 us, 1 ms and
+20 ms, timed by ``measure`` and by ``timeit.Timer.repeat`` (per-call median, both with number=1 and
+with ~2 ms blocks). CUDA: three fp16 matmuls sized to about 50 us, 1 ms and 50 ms, timed by
+``measure`` (CUDA events), ``triton.testing.do_bench(return_mode="median")`` and
+``torch.utils.benchmark.Timer.blocked_autorange``. do_bench flushes L2 before every call; to make that
+fair, each workload cycles through enough operand sets that its working set exceeds twice the L2, so
+no timer sees warm operands (``--no-rotate`` turns this off to show the L2 effect).
+
+Each timer runs once per repeat, in an order rotated every repeat (ABC, BCA, CAB, ...), and the
+median over repeats is reported, so slow drift does not favour one timer. Also reported: the host
+cost per iteration of our loop on a no-op callable (and, on CUDA, of the event-record path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import timeit
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:
+    from pytest_trt.timing import Budget, measure, measure_throughput
+except ImportError:  # run from a checkout without installing: python benchmarks/timer_fidelity.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from pytest_trt.timing import Budget, measure, measure_throughput
+
+TARGETS = {"cpu_within": 0.02, "gpu_within": 0.01, "host_overhead_s": 2e-6}
+Timer = Callable[[], float]  # runs one timing, returns a per-call median in seconds
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def interleaved(timers: dict[str, Timer], repeats: int) -> dict[str, dict[str, Any]]:
+    """Run every timer ``repeats`` times, rotating the order each round; median over repeats."""
+    names = list(timers)
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            runs[name].append(timers[name]())
+    return {name: {"median_s": statistics.median(v), "repeats_s": v} for name, v in runs.items()}
+
+
+def size_for(
+    target_s: float, time_at: Callable[[int], float], start: int, step: int, lo: int
+) -> tuple[int, float]:
+    """Square size whose matmul takes about ``target_s``: cube-root corrections until within 10 %."""
+    n = start
+    t = time_at(n)
+    for _ in range(6):
+        if abs(t / target_s - 1) <= 0.1:
+            break
+        nxt = max(lo, int(round(n * (target_s / t) ** (1 / 3) / step)) * step)
+        if nxt == n:
+            break
+        n, t = nxt, time_at(nxt)
+    return n, t
+
+
+def our_budget(seconds: float) -> Budget:
+    # Fixed duration, no early stop: every timer gets the same time per repeat.
+    return Budget(warmup_s=0.1, min_time_s=seconds, max_time_s=seconds, target_rel_ci=0, max_iterations=10**9)
+
+
+def ours_median(fn: Callable[[], object], seconds: float, stream: Any = None) -> float:
+    return measure(fn, batch_size=1, budget=our_budget(seconds), stream=stream).stats.median
+
+
+# ----------------------------------------------------------------------------------------- CPU
+
+
+def timeit_median(fn: Callable[[], object], number: int, seconds: float, per_call_s: float) -> float:
+    """timeit.Timer.repeat with ``number`` calls per repeat for about ``seconds``; per-call median."""
+    timer = timeit.Timer(fn)
+    timer.timeit(number=max(1, int(0.1 / per_call_s)))  # warm-up, as ours gets 0.1 s
+    repeat = max(5, int(seconds / (number * per_call_s)))
+    return statistics.median(t / number for t in timer.repeat(repeat=repeat, number=number))
+
+
+def cpu_rows(seconds: float, repeats: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(0)
+
+    def operands(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        return a, rng.standard_normal((n, n), dtype=np.float32), np.empty((n, n), dtype=np.float32)
+
+    def time_at(n: int) -> float:
+        a, b, c = operands(n)
+        timer = timeit.Timer(lambda: np.matmul(a, b, out=c))
+        first = timer.timeit(number=1)
+        number = max(1, int(0.03 / first))
+        return min(timer.repeat(repeat=3, number=number)) / number
+
+    rows = []
+    for target in (50e-6, 1e-3, 20e-3):
+        n, t = size_for(target, time_at, start=128, step=8, lo=8)
+        a, b, c = operands(n)
+
+        def fn(a: np.ndarray = a, b: np.ndarray = b, c: np.ndarray = c) -> None:
+            np.matmul(a, b, out=c)
+
+        block = max(1, round(2e-3 / t))
+        timers: dict[str, Timer] = {
+            "ours": partial(ours_median, fn, seconds),
+            "timeit(number=1)": partial(timeit_median, fn, 1, seconds, t),
+            f"timeit(number={block})": partial(timeit_median, fn, block, seconds, t),
+        }
+        rows.append(
+            {
+                "workload": f"numpy float32 matmul {n}x{n} (1 BLAS thread)",
+                "target_s": target,
+                "sized_s": t,
+                "timers": interleaved(timers, repeats),
+            }
+        )
+    return rows
+
+
+def cpu_overhead(seconds: float) -> dict[str, Any]:
+    def noop() -> None:
+        return None
+
+    t = measure(noop, batch_size=1, budget=our_budget(seconds))
+    number = 2_000_000
+    bare = min(timeit.Timer(noop).repeat(repeat=5, number=number)) / number
+    per_iter = t.wall_s / t.stats.n
+    return {
+        "callable": "no-op Python function",
+        "our_loop_per_iteration_s": per_iter,
+        "our_median_sample_s": t.stats.median,
+        "bare_call_loop_per_iteration_s": bare,
+        "added_by_our_loop_s": per_iter - bare,
+        "iterations": t.stats.n,
+        "definition": "our loop: wall time of the measured chunks / iterations with a no-op callable; "
+        "bare: timeit's own loop calling the same no-op (best of 5 x 2e6)",
+    }
+
+
+# ---------------------------------------------------------------------------------------- CUDA
+
+
+def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    import torch
+
+    cuda: Any = torch.cuda  # untyped constructors
+    notes: list[str] = []
+    props = cuda.get_device_properties(0)
+    l2 = int(getattr(props, "L2_cache_size", 0) or 50 * 2**20)
+    stream = cuda.Stream()
+    try:
+        from triton.testing import do_bench
+    except ImportError:
+        do_bench = None
+        notes.append("triton is not installed: the do_bench column is missing")
+    from torch.utils.benchmark import Timer as TorchTimer
+
+    def operand_sets(n: int) -> list[tuple[Any, ...]]:
+        set_bytes = 3 * n * n * 2
+        count = max(1, math.ceil(2 * l2 / set_bytes)) if rotate else 1
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        sets = [
+            (
+                torch.randn(n, n, device="cuda", dtype=torch.float16, generator=gen),
+                torch.randn(n, n, device="cuda", dtype=torch.float16, generator=gen),
+                torch.empty(n, n, device="cuda", dtype=torch.float16),
+            )
+            for _ in range(count)
+        ]
+        cuda.synchronize()  # filled on the default stream, read on ours
+        return sets
+
+    def rotating(sets: list[tuple[Any, ...]]) -> Callable[[], None]:
+        cycle = itertools.cycle(sets)
+
+        def fn() -> None:
+            a, b, c = next(cycle)
+            torch.mm(a, b, out=c)
+
+        return fn
+
+    def time_at(n: int) -> float:
+        fn = rotating(operand_sets(n))
+        with cuda.stream(stream):
+            for _ in range(3):
+                fn()
+            events = [(cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)) for _ in range(5)]
+            for s, e in events:
+                s.record(stream)
+                fn()
+                e.record(stream)
+        stream.synchronize()
+        return float(np.median([s.elapsed_time(e) for s, e in events])) * 1e-3
+
+    def do_bench_median(fn: Callable[[], None]) -> float:
+        assert do_bench is not None
+        with cuda.stream(stream):
+            return float(do_bench(fn, warmup=100, rep=int(seconds * 1000), return_mode="median")) * 1e-3
+
+    def torch_timer_median(fn: Callable[[], None]) -> float:
+        with cuda.stream(stream):
+            return float(
+                TorchTimer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=seconds).median
+            )
+
+    rows = []
+    for target in (50e-6, 1e-3, 50e-3):
+        n, t = size_for(target, time_at, start=2048, step=256, lo=256)
+        sets = operand_sets(n)
+        fn = rotating(sets)
+        timers: dict[str, Timer] = {
+            "ours": partial(ours_median, fn, seconds, stream),
+            "torch.utils.benchmark": partial(torch_timer_median, fn),
+        }
+        if do_bench is not None:
+            timers["triton.do_bench"] = partial(do_bench_median, fn)
+        rows.append(
+            {
+                "workload": f"torch fp16 matmul {n}x{n}, {len(sets)} rotating operand set(s)",
+                "target_s": target,
+                "sized_s": t,
+                "working_set_bytes": 3 * n * n * 2 * len(sets),
+                "l2_bytes": l2,
+                "timers": interleaved(timers, repeats),
+            }
+        )
+        del sets, fn, timers
+        cuda.empty_cache()
+    notes.append(
+        "do_bench zeroes a large buffer before each call (L2 flush); "
+        + (
+            "every workload here cycles through operand sets totalling > 2x L2, "
+            "so no timer sees warm operands"
+            if rotate
+            else "--no-rotate: operands may sit in L2 for ours and torch.utils.benchmark, not for do_bench"
+        )
+    )
+    return rows, notes
+
+
+def gpu_overhead(seconds: float) -> dict[str, Any]:
+    import torch
+
+    cuda: Any = torch.cuda
+    stream = cuda.Stream()
+    tiny = torch.ones(1, device="cuda")
+
+    def noop() -> None:
+        return None
+
+    def kernel() -> None:
+        tiny.add_(1.0)
+
+    out: dict[str, Any] = {}
+    for name, fn in (("no-op", noop), ("tiny kernel (1-element add_)", kernel)):
+        t = measure(fn, batch_size=1, budget=our_budget(seconds), stream=stream)
+        iterations = t.stats.n
+        bare = 1.0 / measure_throughput(fn, batch_size=1, iterations=iterations, stream=stream)
+        assert t.enqueue is not None
+        out[name] = {
+            "event_loop_per_iteration_s": t.wall_s / iterations,
+            "bare_loop_per_iteration_s": bare,
+            "added_by_event_path_s": t.wall_s / iterations - bare,
+            "enqueue_median_s": t.enqueue.median,
+            "event_median_s": t.stats.median,
+            "iterations": iterations,
+        }
+    out["definition"] = (
+        "event loop: wall time of measure() on the stream / iterations (two event records and two "
+        "perf_counter reads per call); bare: the same number of back-to-back calls with one sync"
+    )
+    return out
+
+
+# -------------------------------------------------------------------------------------- output
+
+
+def ratios(row: dict[str, Any]) -> dict[str, float]:
+    """Ours over theirs: ratio of the medians over rounds."""
+    ours = row["timers"]["ours"]["median_s"]
+    return {name: ours / v["median_s"] for name, v in row["timers"].items() if name != "ours"}
+
+
+def paired_ratios(row: dict[str, Any]) -> dict[str, float]:
+    """Median over rounds of ours/theirs within a round: cancels drift slower than one round."""
+    ours = row["timers"]["ours"]["repeats_s"]
+    return {
+        name: statistics.median(o / t for o, t in zip(ours, v["repeats_s"], strict=True))
+        for name, v in row["timers"].items()
+        if name != "ours"
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"### Timer fidelity ({result['device']}: {result['machine']['device_name']})",
+        "",
+        "| workload | target | ours (median) | timer | theirs (median) | ours / theirs | paired ratio |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for row in result["rows"]:
+        ours = row["timers"]["ours"]["median_s"]
+        for name, ratio in row["ratios"].items():
+            theirs = row["timers"][name]["median_s"]
+            lines.append(
+                f"| {row['workload']} | {row['target_s'] * 1e6:.0f} us | {ours * 1e6:.2f} us | {name} "
+                f"| {theirs * 1e6:.2f} us | {ratio:.4f} | {row['paired_ratios'][name]:.4f} |"
+            )
+    lines.append("")
+    config = result["config"]
+    lines.append(
+        f"Medians over {config['repeats']} rounds of {config['seconds_per_timer']} s per timer, "
+        "order rotated each round; paired ratio = median of the per-round ours/theirs."
+    )
+    lines.append("")
+    for key, value in result["host_overhead"].items():
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k}={v * 1e9:.0f} ns" for k, v in value.items() if k.endswith("_s"))
+            lines.append(f"- host overhead, {key}: {shown}")
+        elif key.endswith("_s"):
+            lines.append(f"- host overhead, {key}: {value * 1e9:.0f} ns")
+    lines.append("")
+    for key, value in result["verdicts"].items():
+        lines.append(f"- {key}: {value}")
+    for note in result["notes"]:
+        lines.append(f"- note: {note}")
+    return "\n".join(lines)
+
+
+def verdicts(device: str, rows: list[dict[str, Any]], overhead: dict[str, Any]) -> dict[str, str]:
+    within = TARGETS["cpu_within"] if device == "cpu" else TARGETS["gpu_within"]
+    found = {}
+    for key, label in (("ratios", "ratio of medians"), ("paired_ratios", "paired ratio")):
+        worst = max(abs(r - 1) for row in rows for r in row[key].values())
+        found[f"median agreement, {label} (target within {within:.0%})"] = (
+            f"worst |ours/theirs - 1| = {worst:.2%}: " + ("meets" if worst <= within else "misses")
+        )
+    if device == "cpu":
+        per_iter = overhead["our_loop_per_iteration_s"]
+    else:
+        per_iter = overhead["no-op"]["event_loop_per_iteration_s"]
+    found[f"host overhead (target <= {TARGETS['host_overhead_s'] * 1e6:.0f} us/iteration)"] = (
+        f"{per_iter * 1e9:.0f} ns/iteration: "
+        + ("meets" if per_iter <= TARGETS["host_overhead_s"] else "misses")
+    )
+    return found
+
+
+def machine(device: str) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average_start": list(os.getloadavg()),
+    }
+    if device == "cuda":
+        import torch
+
+        info["torch"] = torch.__version__
+        info["device_name"] = torch.cuda.get_device_name(0)
+        info["cuda_runtime"] = torch.version.cuda
+        try:
+            import triton
+
+            info["triton"] = triton.__version__
+        except ImportError:
+            info["triton"] = None
+    else:
+        info["device_name"] = info["cpu_model"]
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
+    parser.add_argument("--out", type=Path, required=True, help="JSON results file")
+    parser.add_argument("--seconds", type=float, default=0.5, help="time per timer per round (default 0.5)")
+    parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds per workload (default 9)")
+    parser.add_argument("--no-rotate", action="store_true", help="CUDA: one operand set (L2 may stay warm)")
+    parser.add_argument("--note", action="append", default=[], help="free text recorded in the output")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.repeats < 1:
+        parser.error("--seconds must be > 0 and --repeats >= 1")
+
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA GPU")
+    began = time.perf_counter()
+    info = machine(args.device)
+    notes = list(args.note)
+    if args.device == "cpu":
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
+
+        with threadpool_limits(limits=1):
+            rows = cpu_rows(args.seconds, args.repeats)
+            overhead = cpu_overhead(args.seconds)
+        notes.append("BLAS limited to 1 thread (threadpoolctl) so the matmuls do not compete for cores")
+    else:
+        rows, gpu_notes = gpu_rows(args.seconds, args.repeats, rotate=not args.no_rotate)
+        overhead = gpu_overhead(args.seconds)
+        notes += gpu_notes
+    for row in rows:
+        row["ratios"] = ratios(row)
+        row["paired_ratios"] = paired_ratios(row)
+    info["load_average_end"] = list(os.getloadavg())
+    result: dict[str, Any] = {
+        "tool": "benchmarks/timer_fidelity.py",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": args.device,
+        "machine": info,
+        "config": {"seconds_per_timer": args.seconds, "repeats": args.repeats, "order": "rotated per repeat"},
+        "rows": rows,
+        "host_overhead": overhead,
+        "targets": TARGETS,
+        "notes": notes,
+    }
+    result["verdicts"] = verdicts(args.device, rows, overhead)
+    result["elapsed_s"] = time.perf_counter() - began
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    print(f"\nwrote {args.out} in {result['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
