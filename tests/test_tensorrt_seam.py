@@ -14,6 +14,7 @@ import pytest
 from pytest_trt import trt_engine
 from pytest_trt.case import Case
 from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
+from pytest_trt.runners.tensorrt import TensorRTRunner, onnx_input, torch_dtype
 from tests.fake_tensorrt import FP16_CONV, FP32_CONV, INT8_CONV, make_fake_tensorrt
 
 GPU = "NVIDIA H100 80GB HBM3"
@@ -75,8 +76,8 @@ def test_installed_tensorrt_here_is_reported_consistently() -> None:
 
 
 @pytest.mark.parametrize(
-    ("version", "strong"), [("10.13.0.35", True), ("10.12", True), ("10.8", False), ("10.11.0.33", False),
-                            ("11.4.0.106", True)]
+    ("version", "strong"),
+    [("10.13.0.35", True), ("10.12", True), ("10.8", False), ("10.11.0.33", False), ("11.4.0.106", True)],
 )
 def test_strong_typing_starts_at_10_12(version: str, strong: bool) -> None:
     assert trt_engine.is_strongly_typed(version) is strong
@@ -147,8 +148,16 @@ def test_build_parses_configures_profiles_and_caches_in_order(onnx_file: Path, t
     build = _build(spec, tmp_path / "cache", trt)
 
     names = _names(trt)
-    order = ["parse", "create_builder_config", "set_shape", "create_timing_cache", "set_timing_cache",
-             "build_serialized_network", "get_timing_cache", "deserialize_cuda_engine"]
+    order = [
+        "parse",
+        "create_builder_config",
+        "set_shape",
+        "create_timing_cache",
+        "set_timing_cache",
+        "build_serialized_network",
+        "get_timing_cache",
+        "deserialize_cuda_engine",
+    ]
     positions = [names.index(name) for name in order]
     assert positions == sorted(positions), names
     assert ("set_shape", "input", (1, *SAMPLE), (8, *SAMPLE), (32, *SAMPLE)) in trt.calls
@@ -159,7 +168,7 @@ def test_build_parses_configures_profiles_and_caches_in_order(onnx_file: Path, t
     expected = trt_engine.engine_path(tmp_path / "cache", key)
     assert build.engine_path == expected and expected.is_file()
     assert build.key == key and not build.from_cache and build.build_s is not None
-    plan = json.loads(expected.read_bytes()[len(b"FAKE-ENGINE"):])
+    plan = json.loads(expected.read_bytes()[len(b"FAKE-ENGINE") :])
     assert plan["optimization_level"] == 4 and plan["verbosity"] == "DETAILED"
     assert build.engine.plan == plan  # the engine handed back is the one written
     timing = trt_engine.timing_cache_path(tmp_path / "cache", "10.13.0.35", GPU, CC)
@@ -179,7 +188,9 @@ def test_second_build_with_same_key_deserializes_instead(onnx_file: Path, tmp_pa
     assert second.key == first.key and second.engine.plan == first.engine.plan
 
 
-def test_other_precision_builds_a_new_engine_and_reuses_the_timing_cache(onnx_file: Path, tmp_path: Path) -> None:
+def test_other_precision_builds_a_new_engine_and_reuses_the_timing_cache(
+    onnx_file: Path, tmp_path: Path
+) -> None:
     _build(_spec(onnx_file, "fp16"), tmp_path, make_fake_tensorrt())
     trt = make_fake_tensorrt()
     build = _build(_spec(onnx_file, "fp32"), tmp_path, trt)
@@ -233,7 +244,9 @@ def test_trt_10_8_sets_builder_flags(onnx_file: Path, tmp_path: Path) -> None:
     assert not build.strongly_typed
 
 
-def test_trt_10_8_int8_calibrates_from_the_array_and_caches_the_table(onnx_file: Path, tmp_path: Path) -> None:
+def test_trt_10_8_int8_calibrates_from_the_array_and_caches_the_table(
+    onnx_file: Path, tmp_path: Path
+) -> None:
     calibration = np.random.default_rng(0).standard_normal((20, *SAMPLE)).astype(np.float32)
     trt = make_fake_tensorrt(version="10.8.0.43")
     spec = _spec(onnx_file, "int8", (1, 8, 32))
@@ -251,8 +264,13 @@ def test_trt_10_8_int8_calibrates_from_the_array_and_caches_the_table(onnx_file:
 
     # Another engine from the same model and data reads the table instead of calibrating again.
     trt2 = make_fake_tensorrt(version="10.8.0.43")
-    _build(_spec(onnx_file, "int8", (1, 8, 32), optimization_level=5), tmp_path, trt2,
-           calibration=calibration, calibration_device="cpu")
+    _build(
+        _spec(onnx_file, "int8", (1, 8, 32), optimization_level=5),
+        tmp_path,
+        trt2,
+        calibration=calibration,
+        calibration_device="cpu",
+    )
     assert ("read_calibration_cache", b"FAKE-CALIBRATION-TABLE") in trt2.calls
     assert "get_batch" not in _names(trt2)
 
@@ -322,13 +340,21 @@ def test_int8_case_with_int8_layers_does_not_warn(onnx_file: Path, tmp_path: Pat
 
 
 def test_layer_precisions_reads_trt10_and_trt11_layouts() -> None:
-    info = json.dumps({"Layers": [
-        INT8_CONV,
-        {"Name": "a", "Inputs": [{"DataType": "Half", "Format": "kLINEAR"}], "Outputs": []},
-        {"Name": "b", "Inputs": [{"Format/Datatype": "Float"}], "Outputs": [{"Format/Datatype": "Float"}]},
-        {"Name": "c", "Inputs": [{"Format/Datatype": "N/A due to dynamic shapes"}], "Outputs": []},
-        "layer names only",
-    ]})
+    info = json.dumps(
+        {
+            "Layers": [
+                INT8_CONV,
+                {"Name": "a", "Inputs": [{"DataType": "Half", "Format": "kLINEAR"}], "Outputs": []},
+                {
+                    "Name": "b",
+                    "Inputs": [{"Format/Datatype": "Float"}],
+                    "Outputs": [{"Format/Datatype": "Float"}],
+                },
+                {"Name": "c", "Inputs": [{"Format/Datatype": "N/A due to dynamic shapes"}], "Outputs": []},
+                "layer names only",
+            ]
+        }
+    )
     assert trt_engine.layer_precisions(info) == {"int8": 1, "fp16": 1, "fp32": 1, "unknown": 2}
     with pytest.raises(ValueError, match="not JSON"):
         trt_engine.layer_precisions("conv1 + relu1")
@@ -341,3 +367,106 @@ def test_low_precision_warning_only_for_quantized_cases() -> None:
         "int8 case ran 9 of 10 layers in fp32/fp16 (1 in int8)"
     )
     assert trt_engine.low_precision_warning("fp8", {"fp8": 4, "fp32": 4}) is None
+
+
+# -- the runner ----------------------------------------------------------------------------------
+
+
+def _case(device: str = "cuda:0", precision: str = "fp32", batch: int = 8, variant: str = "eager") -> Case:
+    return Case("tiny", "tensorrt", precision, batch, device, variant)
+
+
+def _runner(
+    onnx_file: Path, tmp_path: Path, case: Case, trt: types.ModuleType | None = None
+) -> TensorRTRunner:
+    return TensorRTRunner(case, onnx_file, cache_dir=tmp_path, batch_sizes=[1, 8], trt=trt)
+
+
+def test_runner_follows_the_protocol_and_covers_its_own_batch(onnx_file: Path, tmp_path: Path) -> None:
+    runner = TensorRTRunner(_case(batch=4), onnx_file, cache_dir=tmp_path, batch_sizes=[8, 1])
+    assert isinstance(runner, Runner)
+    assert runner.batch_sizes == (1, 4, 8) and runner.stream is None and runner.info == {}
+
+
+def test_runner_rejects_another_backends_case(onnx_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="backend 'onnxruntime'"):
+        TensorRTRunner(
+            Case("tiny", "onnxruntime", "fp32", 1, "cpu"), onnx_file, cache_dir=tmp_path, batch_sizes=[1]
+        )
+
+
+def test_runner_on_cpu_is_unsupported(onnx_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedCase, match="CUDA devices only"):
+        _runner(onnx_file, tmp_path, _case(device="cpu"), make_fake_tensorrt()).prepare()
+
+
+def test_runner_rejects_variants_it_does_not_have(onnx_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedCase, match="channels-last"):
+        _runner(onnx_file, tmp_path, _case(variant="channels-last"), make_fake_tensorrt()).prepare()
+
+
+def test_runner_without_tensorrt_is_unsupported_with_the_reason(onnx_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedCase, match="TensorRT is not installed"):
+        _runner(onnx_file, tmp_path, _case(), types.ModuleType("tensorrt")).prepare()
+
+
+def test_runner_checks_inputs_before_prepare(onnx_file: Path, tmp_path: Path) -> None:
+    runner = _runner(onnx_file, tmp_path, _case(), make_fake_tensorrt())
+    with pytest.raises(RuntimeError, match="before prepare"):
+        runner.load_inputs(np.zeros((1, *SAMPLE), np.float32))
+
+
+def test_torch_dtype_of_tensorrt_types() -> None:
+    torch = pytest.importorskip("torch")
+    trt = make_fake_tensorrt()
+    assert torch_dtype(trt.DataType.FLOAT) is torch.float32
+    assert torch_dtype(trt.DataType.HALF) is torch.float16
+    assert torch_dtype(trt.DataType.BF16) is torch.bfloat16
+    with pytest.raises(BuildError, match="no torch equivalent"):
+        torch_dtype(types.SimpleNamespace(name="INT4"))
+
+
+def test_onnx_input_reads_name_and_sample_shape(onnx_file: Path, tmp_path: Path) -> None:
+    assert onnx_input(onnx_file) == ("input", SAMPLE)
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph), str(tmp_path / "dynamic_hw.onnx"))
+    with pytest.raises(BuildError, match="fixed sizes after the batch axis"):
+        onnx_input(tmp_path / "dynamic_hw.onnx")
+
+
+# -- on a GPU with real TensorRT (the lead's backend contract suite covers the rest) ---------------
+
+
+def _needs_gpu_and_tensorrt() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    if trt_engine.available() is None:
+        pytest.skip(trt_engine.unavailable_reason())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["eager", "cuda-graph"])
+def test_real_tensorrt_runs_relu_at_every_batch(onnx_file: Path, tmp_path: Path, variant: str) -> None:
+    _needs_gpu_and_tensorrt()
+    runner = TensorRTRunner(_case(variant=variant), onnx_file, cache_dir=tmp_path, batch_sizes=[1, 8])
+    runner.prepare()
+    try:
+        assert runner.info["engine_bytes"] > 0 and runner.stream is not None
+        for batch in (1, 8):
+            host = np.random.default_rng(batch).standard_normal((batch, *SAMPLE)).astype(np.float32)
+            inputs = runner.load_inputs(host)
+            for _ in range(3):  # repeated runs replay the same bindings / graph
+                out = runner.to_host(runner.run(inputs))
+            np.testing.assert_allclose(out, np.maximum(host, 0), rtol=0, atol=1e-6)
+    finally:
+        runner.close()
+    again = TensorRTRunner(_case(variant=variant), onnx_file, cache_dir=tmp_path, batch_sizes=[1, 8])
+    again.prepare()
+    assert again.info["engine_from_cache"] is True
+    again.close()
