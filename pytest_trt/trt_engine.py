@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -549,9 +549,10 @@ def inspect_layers(
     """Engine information as JSON, resolved for one input shape.
 
     With dynamic shapes the inspector reports formats only through an execution context whose
-    shapes are set; a context without device memory is enough for that.
+    shapes are set; a context without device memory (USER_MANAGED, never run) is enough for that.
     """
-    context: tensorrt.IExecutionContext = engine.create_execution_context_without_device_memory()
+    strategy = trt.ExecutionContextAllocationStrategy.USER_MANAGED
+    context: tensorrt.IExecutionContext = engine.create_execution_context(strategy)
     context.set_input_shape(input_name, tuple(shape))
     inspector: tensorrt.EngineInspector = engine.create_engine_inspector()
     inspector.execution_context = context
@@ -644,7 +645,6 @@ def load_or_build(
     calibration: np.ndarray | None = None,
     calibration_device: str = "cuda",
     trt: ModuleType | None = None,
-    lock: Callable[[Path], Any] | None = None,
 ) -> EngineBuild:
     """Deserialize the cached engine for ``spec``, or build, cache and deserialize it.
 
@@ -666,7 +666,7 @@ def load_or_build(
         calibration_device=calibration_device,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    with (lock or _file_lock)(path):
+    with _file_lock(path):
         return _load_or_build_locked(module, spec, key, path, strongly_typed, extra)
 
 

@@ -100,6 +100,11 @@ def _enums() -> list[type[enum.Enum]]:
         QUANTIZE = 32
         DEQUANTIZE = 33
 
+    class ExecutionContextAllocationStrategy(enum.IntEnum):
+        STATIC = 0
+        ON_PROFILE_CHANGE = 1
+        USER_MANAGED = 2
+
     class DataType(enum.IntEnum):
         FLOAT = 0
         HALF = 1
@@ -116,6 +121,7 @@ def _enums() -> list[type[enum.Enum]]:
         LayerInformationFormat,
         TensorIOMode,
         LayerType,
+        ExecutionContextAllocationStrategy,
         DataType,
     ]
 
@@ -335,9 +341,9 @@ def _classes(module: types.ModuleType, behaviour: Behaviour, calls: list[tuple[A
         def get_tensor_dtype(self, name: str) -> Any:
             return module.DataType.FLOAT
 
-        def create_execution_context_without_device_memory(self) -> FakeContext:
-            calls.append(("create_execution_context_without_device_memory",))
-            return FakeContext(with_memory=False)
+        def create_execution_context(self, strategy: Any = None) -> FakeContext:
+            calls.append(("create_execution_context", getattr(strategy, "name", "STATIC")))
+            return FakeContext(with_memory=getattr(strategy, "name", "STATIC") != "USER_MANAGED")
 
         def create_engine_inspector(self) -> EngineInspector:
             return EngineInspector()

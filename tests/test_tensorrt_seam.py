@@ -330,6 +330,7 @@ def test_int8_case_without_int8_layers_warns(onnx_file: Path, tmp_path: Path) ->
     # The inspector saw the opt shape through a context without device memory.
     inspected = [call for call in trt.calls if call[0] == "get_engine_information"]
     assert inspected == [("get_engine_information", "JSON", {"input": (8, *SAMPLE)})]
+    assert ("create_execution_context", "USER_MANAGED") in trt.calls
 
 
 def test_int8_case_with_int8_layers_does_not_warn(onnx_file: Path, tmp_path: Path) -> None:
