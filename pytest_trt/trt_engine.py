@@ -417,11 +417,12 @@ def _add_profile(
     config.add_optimization_profile(profile)
 
 
-def _load_timing_cache(config: tensorrt.IBuilderConfig, path: Path) -> tensorrt.ITimingCache:
+def _load_timing_cache(config: tensorrt.IBuilderConfig, path: Path, notes: list[str]) -> None:
     data = path.read_bytes() if path.is_file() else b""
     cache: tensorrt.ITimingCache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, False)  # a cache from other hardware is refused, not half-used
-    return cache
+    # ignore_mismatch=False: a cache from other hardware is refused, not half-used.
+    if not config.set_timing_cache(cache, False):
+        notes.append(f"timing cache {path.name} was refused by TensorRT; tactics were timed afresh")
 
 
 def _weak_precision(
@@ -472,7 +473,7 @@ def build_serialized(trt: ModuleType, spec: EngineSpec, strongly_typed: bool, ex
     _configure(trt, config, spec)
     calibrator = None if strongly_typed else _weak_precision(trt, builder, config, network, spec, extra)
     _add_profile(trt, builder, config, tensor.name, spec)
-    _load_timing_cache(config, extra.timing_cache)
+    _load_timing_cache(config, extra.timing_cache, extra.notes)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError(f"TensorRT failed to build {spec.onnx_path} ({spec.precision}):\n{extra.log.text()}")
@@ -651,6 +652,8 @@ def load_or_build(
     Builds of one key are serialized across processes (pytest-xdist workers) by a file lock.
     """
     module = require(trt)
+    if not spec.onnx_path.is_file():
+        raise BuildError(f"ONNX file {spec.onnx_path} does not exist")
     version = str(module.__version__)
     strongly_typed = is_strongly_typed(version)
     onnx_sha = file_sha256(spec.onnx_path)

@@ -49,6 +49,7 @@ class Behaviour:
     deserialize_returns_none: bool = False
     layers: list[dict[str, Any]] = field(default_factory=lambda: [FP32_CONV, FP16_CONV])
     device_memory: int = 123_456
+    timing_cache_accepted: bool = True
 
 
 def make_fake_tensorrt(**overrides: Any) -> types.ModuleType:
@@ -256,7 +257,7 @@ def _classes(module: types.ModuleType, behaviour: Behaviour, calls: list[tuple[A
         def set_timing_cache(self, cache: FakeTimingCache, ignore_mismatch: bool) -> bool:
             calls.append(("set_timing_cache", ignore_mismatch))
             self.timing_cache = cache
-            return True
+            return behaviour.timing_cache_accepted
 
         def get_timing_cache(self) -> FakeTimingCache:
             calls.append(("get_timing_cache",))

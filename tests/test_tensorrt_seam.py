@@ -4,7 +4,9 @@ real TensorRT) skip with the reason."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import types
 from pathlib import Path
 
@@ -15,7 +17,24 @@ from pytest_trt import trt_engine
 from pytest_trt.case import Case
 from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
 from pytest_trt.runners.tensorrt import TensorRTRunner, onnx_input, torch_dtype
-from tests.fake_tensorrt import FP16_CONV, FP32_CONV, INT8_CONV, make_fake_tensorrt
+
+
+def _load_fake() -> types.ModuleType:
+    """tests/fake_tensorrt.py, loaded by path: works with or without tests/__init__.py and in any
+    pytest import mode."""
+    spec = importlib.util.spec_from_file_location(
+        "fake_tensorrt", Path(__file__).with_name("fake_tensorrt.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("fake_tensorrt", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+_fake = _load_fake()
+make_fake_tensorrt = _fake.make_fake_tensorrt
+FP16_CONV, FP32_CONV, INT8_CONV = _fake.FP16_CONV, _fake.FP32_CONV, _fake.INT8_CONV
 
 GPU = "NVIDIA H100 80GB HBM3"
 CC = "9.0"
@@ -304,6 +323,17 @@ def test_failed_build_is_a_build_error_with_the_logger_messages(onnx_file: Path,
     with pytest.raises(BuildError, match="Error Code 4: out of tactics for conv1"):
         _build(_spec(onnx_file), tmp_path, trt)
     assert not list(tmp_path.rglob("*.engine"))
+
+
+def test_missing_onnx_file_is_a_build_error_naming_it(tmp_path: Path) -> None:
+    spec = trt_engine.EngineSpec.for_batches(tmp_path / "absent.onnx", "fp16", [1], SAMPLE)
+    with pytest.raises(BuildError, match="absent.onnx does not exist"):
+        _build(spec, tmp_path, make_fake_tensorrt())
+
+
+def test_refused_timing_cache_is_noted(onnx_file: Path, tmp_path: Path) -> None:
+    build = _build(_spec(onnx_file), tmp_path, make_fake_tensorrt(timing_cache_accepted=False))
+    assert any("was refused by TensorRT" in w for w in build.warnings)
 
 
 def test_fixed_batch_onnx_cannot_serve_several_batches(tmp_path: Path) -> None:
