@@ -155,3 +155,39 @@ def test_achieved_tflops() -> None:
     assert achieved_tflops(3e12, 1.5) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="median_s"):
         achieved_tflops(1e9, 0.0)
+
+
+# --- measured dense peak (pytest_trt.peak) ----------------------------------------------------
+
+
+def test_peak_rejects_bad_arguments_on_any_host() -> None:
+    from pytest_trt.peak import measure_peak, percent_of_peak
+
+    with pytest.raises(ValueError, match="dtype"):
+        measure_peak("cuda", "int4")
+    with pytest.raises(ValueError, match="CUDA device"):
+        measure_peak("cpu", "fp16")
+    assert percent_of_peak(250.0, 500.0) == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="peak_tflops"):
+        percent_of_peak(1.0, 0.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has CUDA")
+def test_peak_without_cuda_is_a_clear_error() -> None:
+    from pytest_trt.peak import measure_peak
+
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        measure_peak("cuda", "fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_peak_on_gpu_is_positive_cached_and_tensor_cores_win() -> None:
+    from pytest_trt.peak import measure_peak
+
+    precision = torch.backends.cuda.matmul.fp32_precision
+    fp16 = measure_peak("cuda", "fp16", size=4096)
+    assert fp16 > 0
+    assert measure_peak("cuda:0", "fp16", size=4096) == fp16  # cached per process
+    fp32 = measure_peak("cuda", "fp32", size=4096)
+    assert fp16 > fp32  # tensor cores beat full-precision fp32 on every CUDA GPU with them
+    assert torch.backends.cuda.matmul.fp32_precision == precision  # the caller's setting is restored
