@@ -441,6 +441,14 @@ def test_runner_without_tensorrt_is_unsupported_with_the_reason(onnx_file: Path,
         _runner(onnx_file, tmp_path, _case(), types.ModuleType("tensorrt")).prepare()
 
 
+def test_runner_on_a_host_without_cuda_is_unsupported(onnx_file: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this host has a CUDA GPU")
+    with pytest.raises(UnsupportedCase, match="needs a CUDA GPU"):
+        _runner(onnx_file, tmp_path, _case(), make_fake_tensorrt()).prepare()
+
+
 def test_runner_checks_inputs_before_prepare(onnx_file: Path, tmp_path: Path) -> None:
     runner = _runner(onnx_file, tmp_path, _case(), make_fake_tensorrt())
     with pytest.raises(RuntimeError, match="before prepare"):
@@ -459,6 +467,8 @@ def test_torch_dtype_of_tensorrt_types() -> None:
 
 def test_onnx_input_reads_name_and_sample_shape(onnx_file: Path, tmp_path: Path) -> None:
     assert onnx_input(onnx_file) == ("input", SAMPLE)
+    with pytest.raises(BuildError, match="does not exist"):
+        onnx_input(tmp_path / "absent.onnx")
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 

@@ -54,6 +54,8 @@ def onnx_input(onnx_path: Path) -> tuple[str, tuple[int, ...]]:
     """Name and per-sample shape of the ONNX model's one graph input."""
     import onnx
 
+    if not Path(onnx_path).is_file():
+        raise BuildError(f"ONNX file {onnx_path} does not exist")
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     initializers = {init.name for init in graph.initializer}
     inputs = [value for value in graph.input if value.name not in initializers]
@@ -138,7 +140,10 @@ class TensorRTRunner:
 
         if not torch.cuda.is_available():
             raise UnsupportedCase("needs a CUDA GPU: torch.cuda.is_available() is False")
-        self._device = torch.device(self.case.device)
+        device = torch.device(self.case.device)
+        self._device = torch.device(
+            "cuda", torch.cuda.current_device() if device.index is None else device.index
+        )
         torch.cuda.set_device(self._device)  # TensorRT works on the current device
         name, sample = onnx_input(self.onnx_path)
         spec = trt_engine.EngineSpec.for_batches(
@@ -199,7 +204,7 @@ class TensorRTRunner:
         import torch
 
         if self._context is None:
-            raise RuntimeError("TensorRTRunner.load_inputs called before prepare()")
+            raise RuntimeError("TensorRTRunner.load_inputs called before prepare() or after close()")
         expected = self._sample_shape
         if host.ndim != len(expected) + 1 or tuple(host.shape[1:]) != expected:
             raise ValueError(
@@ -260,7 +265,7 @@ class TensorRTRunner:
         call is the enqueue itself.
         """
         if self._context is None:
-            raise RuntimeError("TensorRTRunner.run called before prepare()")
+            raise RuntimeError("TensorRTRunner.run called before prepare() or after close()")
         if self._graph_mode:
             return self._replay(inputs)
         shape = tuple(int(d) for d in inputs.shape)
