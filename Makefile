@@ -27,6 +27,7 @@ unit: venv
 
 check: venv
 	$(PY) -m ruff check pytest_trt tests benchmarks
+	$(PY) tools/tensorrt_stubs.py .mypy-stubs
 	$(PY) -m mypy
 	$(VENV)/bin/hadolint docker/Dockerfile
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

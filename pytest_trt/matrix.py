@@ -111,6 +111,8 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
 def unsupported(case: Case) -> str | None:
     """Why this combination makes no sense or cannot run; None when it can."""
     kind = "cuda" if case.is_cuda else "cpu"
+    if case.backend == "tensorrt" and not case.is_cuda:
+        return "TensorRT runs on CUDA devices only"
     precisions = _PRECISIONS.get((case.backend, kind), ())
     if case.precision not in precisions:
         return (f"{case.precision} is not supported by {case.backend} on {kind} "

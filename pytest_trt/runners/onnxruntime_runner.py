@@ -46,7 +46,9 @@ class OnnxRuntimeRunner:
         if self.case.variant == "trt-ep":
             from pytest_trt.runners import ort_trt_ep
 
-            trt = ort_trt_ep.provider_options(self.case, self.cache_dir)
+            from pytest_trt.export import INPUT_NAME
+
+            trt = ort_trt_ep.provider_options(self.case, self.cache_dir, input_name=INPUT_NAME)
             return [p for p in trt if p[0] == "TensorrtExecutionProvider"] + [cuda, "CPUExecutionProvider"]
         return [cuda, "CPUExecutionProvider"]
 
