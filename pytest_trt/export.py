@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -77,8 +78,7 @@ def _export_atomically(module: torch.nn.Module, input_shape: tuple[int, ...], ta
                     _dynamo_export(module.eval(), example, tmp)
                 except Exception as exc:
                     raise BuildError(
-                        f"ONNX export failed: {type(legacy_error).__name__}: {legacy_error}; "
-                        f"dynamo exporter: {type(exc).__name__}: {exc}"
+                        f"ONNX export failed: {_one_line(legacy_error)}; dynamo exporter: {_one_line(exc)}"
                     ) from exc
         os.replace(tmp, target)
     finally:
@@ -104,6 +104,12 @@ def _dynamo_export(module: torch.nn.Module, example: torch.Tensor, path: str) ->
         module, (example,), path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
         opset_version=max(OPSET, 18), dynamo=True, dynamic_shapes=({0: batch},), external_data=False,
     )
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exporter's own message, first line, without terminal colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {(text.splitlines() or [''])[0]}"
 
 
 def _safe(name: str) -> str:

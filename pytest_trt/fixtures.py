@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,8 @@ class _recorded:
             pytest.skip(f"OOM at batch {self.case.batch_size}: {first_line(exc)}")
         if isinstance(exc, BuildError):
             record(self.request, self._result(R.BUILD_FAILED, str(exc)))
-            pytest.fail(f"{self.case.id}: {exc}", pytrace=False)
+            # from None: the exporter's own chained traceback adds nothing to its message
+            raise pytest.fail.Exception(f"{self.case.id}: {exc}", pytrace=False) from None
 
     def _result(self, status: str, message: str) -> R.CaseResult:
         return R.CaseResult(self.case, self.request.node.nodeid, self.spec.name, status, message)
@@ -198,8 +200,18 @@ def _judge(request: pytest.FixtureRequest, ctx: Context, result: R.CaseResult) -
 
 
 def record(request: pytest.FixtureRequest, result: R.CaseResult) -> None:
-    """Attach the result to the test report: it travels to the xdist controller with it."""
-    request.node.user_properties.append((RESULT_PROPERTY, result.to_dict()))
+    """Attach the result to the test report: it travels to the xdist controller with it.
+
+    execnet serializes only exact built-in types, so the dict is normalised through JSON first
+    (numpy scalars, str subclasses such as torch's version string, tuples).
+    """
+    plain = json.loads(json.dumps(result.to_dict(), default=_plain))
+    request.node.user_properties.append((RESULT_PROPERTY, plain))
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    return item() if callable(item) else str(value)
 
 
 def is_oom(exc: BaseException) -> bool:

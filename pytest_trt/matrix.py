@@ -96,7 +96,7 @@ _PRECISIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("torch", "cuda"): ("fp32", "tf32", "fp16", "bf16"),
     ("torch-compile", "cpu"): ("fp32", "bf16"),
     ("torch-compile", "cuda"): ("fp32", "tf32", "fp16", "bf16"),
-    ("onnxruntime", "cpu"): ("fp32", "int8"),
+    ("onnxruntime", "cpu"): ("fp32", "int8", "fp8"),
     ("onnxruntime", "cuda"): ("fp32", "tf32", "fp16", "int8"),
     ("tensorrt", "cuda"): PRECISIONS,
 }

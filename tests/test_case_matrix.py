@@ -55,7 +55,7 @@ def test_bad_device(text):
         (Case("m", "onnxruntime", "bf16", 1, "cpu"), "bf16 is not supported by onnxruntime on cpu"),
         (Case("m", "torch", "int8", 1, "cuda:0"), "int8 is not supported by torch on cuda"),
         (Case("m", "torch", "fp16", 1, "cpu"), "fp16 is not supported by torch on cpu"),
-        (Case("m", "tensorrt", "fp16", 1, "cpu"), "tensorrt on cpu"),
+        (Case("m", "tensorrt", "fp16", 1, "cpu"), "TensorRT runs on CUDA devices only"),
         (Case("m", "onnxruntime", "fp32", 1, "cpu", "channels-last"), "variant channels-last does not apply"),
         (Case("m", "torch", "fp32", 1, "cpu", "cuda-graph"), "CUDA graphs need a CUDA device"),
     ],

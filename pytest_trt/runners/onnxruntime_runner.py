@@ -56,7 +56,10 @@ class OnnxRuntimeRunner:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        from pytest_trt.precision import ort_optimization_level
+
+        level = ort_optimization_level(self.case.precision)  # float8 QDQ miscomputes above BASIC
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         options.log_severity_level = 3
         start = time.perf_counter()
         try:

@@ -71,7 +71,7 @@ class TorchRunner:
         self._model = module
         if self.case.backend == "torch-compile":
             self._compile()
-        self.info.update(torch=torch.__version__, dtype=str(dtype), channels_last=self._channels_last)
+        self.info.update(torch=str(torch.__version__), dtype=str(dtype), channels_last=self._channels_last)
 
     def _compile(self) -> None:
         """Compile and trigger compilation once, outside any timed loop."""
