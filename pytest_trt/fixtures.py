@@ -195,7 +195,9 @@ def _judge(request: pytest.FixtureRequest, ctx: Context, result: R.CaseResult) -
     threshold = ctx.settings.threshold
     if marker and "threshold" in marker.kwargs:
         threshold = parse_threshold(str(marker.kwargs["threshold"]))
-    verdict = gate.judge(result.to_dict(), ctx.baseline, ctx.environment(), threshold=threshold)
+    limits = _accuracy_limits(request, ctx)
+    verdict = gate.judge(result.to_dict(), ctx.baseline, ctx.environment(), threshold=threshold,
+                         max_accuracy_drop=limits.max_drop)
     result.verdict = verdict.to_dict()
 
 

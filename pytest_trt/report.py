@@ -116,9 +116,11 @@ def markdown(ctx: Context, results: list[CaseResult]) -> str:
         parts += ["| " + " | ".join(row) + " |" for row in body]
         parts.append("")
     if ctx.verdicts:
-        from pytest_trt import gate_report
+        from pytest_trt import gate, gate_report
 
-        parts.append(gate_report.markdown(ctx.verdicts, env))
+        verdicts = [gate.Verdict(**{**v, "ratio_ci": tuple(v["ratio_ci"]) if v.get("ratio_ci") else None})
+                    for v in ctx.verdicts]
+        parts.append(gate_report.markdown(verdicts, env))
     return "\n".join(parts)
 
 

@@ -59,7 +59,7 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("baseline", "compare against this baseline file; regressed cases fail their test", None),
     ("save-baseline", "write (or append this run to) a baseline file", None),
     ("results", "this run's full results JSON (default: <cache dir>/results/latest.json)", None),
-    ("threshold", "smallest slowdown that may fail, e.g. 5% or 0.05 (default 5%)", "5%"),
+    ("threshold", "smallest slowdown that may fail, a percentage such as 5% or 3 (default 5%)", "5%"),
     ("warmup", "warm-up time per case in seconds (default 0.2)", "0.2"),
     ("min-time", "minimum measured time per case in seconds (default 1.0)", "1.0"),
     ("max-time", "maximum measured time per case in seconds (default 5.0)", "5.0"),
@@ -127,14 +127,23 @@ def parse_device(text: str) -> str:
 
 
 def parse_threshold(text: str, option: str = "threshold") -> float:
-    expected = "a percentage such as 5% or a fraction such as 0.05, between 0 and 100%"
-    raw = text.strip()
+    """'5%' or '5' → 0.05 (a bare number is a percentage, as in the gate and the compare CLI)."""
+    from pytest_trt.gate import parse_threshold as parse
+
     try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        return parse(text)
+    except ValueError as exc:
+        raise fail(option, text, f"a percentage such as 5% ({exc})") from None
+
+
+def parse_drop(text: str) -> float:
+    """A task-metric drop in the metric's own units: 0.01 is one point of top-1 or mIoU."""
+    try:
+        value = float(text)
     except ValueError:
-        raise fail(option, text, expected) from None
-    if not 0 <= value < 1:
-        raise fail(option, text, expected)
+        raise fail("max-drop", text, "a number such as 0.01 (one point of top-1 or mIoU)") from None
+    if not 0 <= value <= 1:
+        raise fail("max-drop", text, "a number between 0 and 1, such as 0.01")
     return value
 
 
@@ -207,7 +216,7 @@ def resolve(config: pytest.Config) -> Settings:
         report_html=_writable_file("report-html", _raw(config, "report-html")),
         report_md=_writable_file("report-md", _raw(config, "report-md")),
         benchmark_json=_writable_file("benchmark-json", _raw(config, "benchmark-json")),
-        max_drop=parse_threshold(max_drop, "max-drop") if max_drop else None,
+        max_drop=parse_drop(max_drop) if max_drop else None,
         calibration=parse_list("calibration", _raw(config, "calibration") or "minmax",
                                CALIBRATION_METHODS)[0],
     )
