@@ -133,8 +133,8 @@ def expand_models(selection: tuple[str, ...]) -> tuple[str, ...]:
     for item in selection:
         if item in GROUPS:
             for name in zoo.names():
-                gpu_only = bool((zoo.get(name).extra or {}).get("gpu_only"))
-                if item == "all" or (item == "vision") == gpu_only:
+                group = (zoo.get(name).extra or {}).get("group", "small")
+                if item in ("all", group):
                     names.append(name)
         else:
             zoo.get(item)  # raises KeyError naming the known models
@@ -160,8 +160,18 @@ def plan(settings: Settings, device: str, marker: Mapping[str, Any]) -> list[Pla
         models, backends, precisions, batch_sizes, variants
     ):
         case = Case(model, backend, precision, batch, device, variant)
-        planned.append(Planned(case, unsupported(case)))
+        planned.append(Planned(case, model_missing(model) or unsupported(case)))
     return planned
+
+
+def model_missing(model: str | None) -> str | None:
+    """Why a zoo model cannot be built here (e.g. torchvision absent), or None."""
+    if model is None:
+        return None
+    from pytest_trt import zoo
+
+    missing = [m for m in (zoo.get(model).extra or {}).get("requires", []) if not installed(m)]
+    return f"model {model} needs {', '.join(missing)}, which is not installed" if missing else None
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:

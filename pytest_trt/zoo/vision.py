@@ -61,6 +61,7 @@ def vision_spec(name: str, weights_path: str | Path | None = None, *, seed: int 
         trained=path is not None,
         seed=seed,
         extra={
+            "group": "vision",
             "gpu_only": heavy,
             "requires": ["torchvision"] if needs_torchvision else [],
             "weights": str(path) if path is not None else None,
