@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_trt.baseline import Baseline, thin
+from pytest_trt.baseline import Baseline, BaselineRun, thin
 
 if TYPE_CHECKING:
     import numpy as np
@@ -143,7 +143,9 @@ def judge(
     if status == "skipped":
         return _finish(verdict, MISSING, f"not run: {current.get('message') or 'skipped'}")
     if status in FAILED_STATES or not samples:
-        if newest_entry["status"] not in FAILED_STATES and newest_entry["samples"] and comparable:
+        if not comparable:
+            return _finish(verdict, INCOMPARABLE, _incomparable(newest_run, environment))
+        if newest_entry["status"] not in FAILED_STATES and newest_entry["samples"]:
             why = current.get("message") or "no timing"
             return _finish(verdict, REGRESSION, f"status {newest_entry['status']} → {status}: {why}")
         detail = f"status {status}, no timing to compare (baseline: {newest_entry['status']})"
@@ -155,8 +157,7 @@ def judge(
     comparison = compare_samples(samples, [e["samples"] for _, e in timed[-MAX_BASELINE_RUNS:]], alpha)
     _fill(verdict, comparison)
     if not comparable:
-        reason = hardware_difference(newest_run.environment, environment) or "different hardware"
-        return _finish(verdict, INCOMPARABLE, reason + " — comparison, not a gate")
+        return _finish(verdict, INCOMPARABLE, _incomparable(newest_run, environment))
 
     timing_outcome = outcome = decide(comparison, threshold)
     notes: list[str] = []
@@ -170,6 +171,11 @@ def judge(
         outcome = UNSTABLE
         notes.append("flagged UNSTABLE; the CI reaches beyond the threshold, so the gate cannot decide")
     return _finish(verdict, outcome, _describe(verdict, comparison, timing_outcome, notes))
+
+
+def _incomparable(run: BaselineRun, environment: Mapping[str, Any]) -> str:
+    reason = hardware_difference(run.environment, environment) or "different hardware"
+    return f"{reason} — comparison, not a gate"
 
 
 def decide(comparison: Comparison, threshold: float) -> str:
