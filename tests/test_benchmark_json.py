@@ -64,6 +64,8 @@ def reference_document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
         cwd=folder,
         check=True,
         capture_output=True,
+        # an outer xdist worker's variables make pytest-benchmark disable itself in the child
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")},
     )
     document: dict[str, Any] = json.loads(out.read_text())
     return document

@@ -44,9 +44,8 @@ class OnnxRuntimeRunner:
             "use_tf32": int(self.case.precision == "tf32"),  # ORT enables TF32 by default: fp32 means fp32
         })
         if self.case.variant == "trt-ep":
-            from pytest_trt.runners import ort_trt_ep
-
             from pytest_trt.export import INPUT_NAME
+            from pytest_trt.runners import ort_trt_ep
 
             trt = ort_trt_ep.provider_options(self.case, self.cache_dir, input_name=INPUT_NAME)
             return [p for p in trt if p[0] == "TensorrtExecutionProvider"] + [cuda, "CPUExecutionProvider"]
