@@ -46,6 +46,7 @@ def run_case(
         if spec.dataset is not None and spec.metric is not None:
             result.accuracy.update(_task_metric(ctx, runner, spec, case, limits, accuracy))
     result.timing = timing
+    result.build.update(_compute_rate(ctx, spec, case, timing.stats.median))
     result.telemetry = telemetry
     result.flags = _flags(timing, telemetry)
     result.status, result.message = _status(result.accuracy)
@@ -89,6 +90,30 @@ def _measure(ctx: Context, runner: Runner, case: Case, inputs: np.ndarray) -> tu
         peak = telemetry_mod.peak_memory_bytes(case.device)
         record = telemetry_mod.finish(record, items=items, wall_s=timing.wall_s, peak_memory_bytes=peak)
     return timing, record, last[0]
+
+
+# Which measured dense peak a precision is compared with: tensor-core fp16 for the reduced ones.
+_PEAK_DTYPE = {"fp32": "fp32", "tf32": "tf32"}
+
+
+def _compute_rate(ctx: Context, spec: ModelSpec, case: Case, median_s: float) -> dict[str, Any]:
+    """Achieved TFLOP/s from the ONNX graph's FLOPs, and its share of the device's measured peak."""
+    from pytest_trt.flops import achieved_tflops
+
+    try:
+        flops = ctx.flops(spec, case.batch_size)
+    except Exception as exc:  # counting is a nicety: never fail a timed case over it
+        return {"flops_error": f"{type(exc).__name__}: {exc}"}
+    if not flops:
+        return {}
+    rate: dict[str, Any] = {"flops": flops, "tflops": achieved_tflops(flops, median_s)}
+    if case.is_cuda:
+        from pytest_trt.peak import measure_peak, percent_of_peak
+
+        dtype = _PEAK_DTYPE.get(case.precision, "fp16")
+        peak = measure_peak(case.device, dtype)
+        rate.update(peak_tflops=peak, peak_dtype=dtype, percent_of_peak=percent_of_peak(rate["tflops"], peak))
+    return rate
 
 
 def _agreement(

@@ -36,6 +36,7 @@ class Context:
         self._onnx: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
         self._references: dict[tuple[str, int, int, str], np.ndarray] = {}
         self._metrics: dict[str, float] = {}
+        self._flops: dict[tuple[str, int], int | None] = {}
 
     @property
     def device(self) -> str:
@@ -80,6 +81,18 @@ class Context:
             self._onnx[key] = (converted, {**info, "onnx_path": str(converted)})
         return self._onnx[key]
 
+    def flops(self, spec: ModelSpec, batch_size: int) -> int | None:
+        """FLOPs of one batch, counted on the fp32 ONNX graph; None where it cannot be exported."""
+        key = (spec.name, batch_size)
+        if key not in self._flops:
+            from pytest_trt.flops import count_flops
+            from pytest_trt.matrix import installed
+
+            self._flops[key] = None
+            if installed("onnx"):
+                self._flops[key] = count_flops(self.onnx(spec, "fp32")[0], batch_size)
+        return self._flops[key]
+
     def reference(self, spec: ModelSpec, inputs: np.ndarray, seed: int) -> np.ndarray:
         """fp32 outputs of the PyTorch model (TF32 off) on the case device, cached per input set."""
         key = (spec.name, inputs.shape[0], seed, self.device)
@@ -105,17 +118,13 @@ class Context:
 def torch_fp32(module: torch.nn.Module, inputs: np.ndarray, device: str) -> np.ndarray:
     import torch
 
-    from pytest_trt.runners.torch_runner import first_tensor, set_tf32
+    from pytest_trt.mathmode import tf32
+    from pytest_trt.runners.torch_runner import first_tensor
 
     module = module.to(device)
-    previous = set_tf32(False) if device.startswith("cuda") else None
-    try:
-        with torch.inference_mode():
-            output = first_tensor(module(torch.from_numpy(np.ascontiguousarray(inputs)).to(device)))
-            return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
-    finally:
-        if previous is not None:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+    with tf32(False), torch.inference_mode():
+        output = first_tensor(module(torch.from_numpy(np.ascontiguousarray(inputs)).to(device)))
+        return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
 
 
 @contextmanager

@@ -7,12 +7,13 @@ process and device/dtype (about a second), on CUDA only.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from pytest_trt.mathmode import tf32
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +62,7 @@ def _time_matmuls(dev: torch.device, dtype: str, size: int) -> list[float]:
     import torch
 
     torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype, torch.float32)
-    with _fp32_math("tf32" if dtype == "tf32" else "ieee"), torch.cuda.device(dev):
+    with tf32(dtype == "tf32"), torch.cuda.device(dev):
         gen = torch.Generator(device=dev).manual_seed(0)
         # Non-zero inputs: zeros draw less power and can clock higher (DESIGN.md rule 9).
         a = torch.randn(size, size, device=dev, dtype=torch_dtype, generator=gen)
@@ -98,22 +99,3 @@ def _timed(fn: Callable[[], None], stream: Any, inner: int) -> float:
     end.record(stream)
     end.synchronize()
     return float(start.elapsed_time(end)) / 1000.0 / inner
-
-
-@contextlib.contextmanager
-def _fp32_math(precision: str) -> Iterator[None]:
-    """Set cuBLAS fp32 matmul math ("ieee" or "tf32") for a block, then restore the caller's.
-
-    Uses ``torch.backends.cuda.matmul.fp32_precision`` where torch has it: mixing it with the
-    legacy ``allow_tf32`` flag is an error in recent torch.
-    """
-    import torch
-
-    matmul = torch.backends.cuda.matmul
-    name = "fp32_precision" if hasattr(matmul, "fp32_precision") else "allow_tf32"
-    saved = getattr(matmul, name)
-    setattr(matmul, name, precision if name == "fp32_precision" else precision == "tf32")
-    try:
-        yield
-    finally:
-        setattr(matmul, name, saved)

@@ -14,7 +14,7 @@ from pytest_trt.context import Context
 from pytest_trt.results import OK, CaseResult
 
 COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "items/s",
-           "speed-up", "metric", "value", "drop", "W", "items/s/W", "flags", "verdict")
+           "speed-up", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W", "flags", "verdict")
 
 
 def rows(results: list[CaseResult]) -> dict[str, list[list[str]]]:
@@ -51,6 +51,7 @@ def _row(r: CaseResult, ref: CaseResult | None) -> list[str]:
         r.status.upper() if r.status != OK else "ok",
         _num(t.median * 1e3 if t else None), _num(t.p99 * 1e3 if t else None),
         _num(t.throughput if t else None), speedup,
+        _num(r.build.get("tflops") if t else None), _num(r.build.get("percent_of_peak") if t else None),
         str(acc.get("metric") or ("agree" if acc.get("agreement") else "-")),
         _num(acc.get("value")), _signed(acc.get("drop")),
         _num(r.telemetry.get("power_mean_w")), _num(r.telemetry.get("items_per_s_per_w")),

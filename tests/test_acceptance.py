@@ -31,7 +31,7 @@ def test_matrix_runs_with_readable_ids_and_writes_results(user_project, tmp_path
         stats = case["timing"]["stats"]
         assert case["status"] == "ok"
         assert 0 < stats["min"] <= stats["median"] <= stats["p99"] <= stats["max"]
-        assert len(case["timing"]["samples"]) == stats["n"] >= 10
+        assert len(case["timing"]["samples"]) == min(stats["n"], 5000) and stats["n"] >= 10
         assert case["accuracy"]["agreement"]["passed"] is True
 
 

@@ -20,16 +20,6 @@ if TYPE_CHECKING:
 _DTYPES = {"fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def set_tf32(enabled: bool) -> tuple[bool, bool]:
-    """Set TF32 for matmul and cuDNN; return the previous values."""
-    import torch
-
-    previous = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    torch.backends.cudnn.allow_tf32 = enabled
-    return previous
-
-
 def first_tensor(output: Any) -> torch.Tensor:
     """Models may return a tensor, a tuple or a dict (torchvision segmenters): take the main one."""
     if isinstance(output, dict):
@@ -66,6 +56,8 @@ class TorchRunner:
         if self._channels_last:
             module = module.to(memory_format=torch.channels_last)
         if device.type == "cuda":
+            from pytest_trt.mathmode import set_tf32
+
             set_tf32(self.case.precision == "tf32")
             self.stream = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
         self._model = module
