@@ -79,7 +79,18 @@ class Baseline:
 
     def entries(self, nodeid: str) -> list[tuple[BaselineRun, dict[str, Any]]]:
         """(run, case entry) for every run that holds ``nodeid``, oldest first."""
-        return [(run, run.cases[nodeid]) for run in self.runs if nodeid in run.cases]
+        key = self.resolve(nodeid)
+        return [(run, run.cases[key]) for run in self.runs if key in run.cases]
+
+    def resolve(self, nodeid: str) -> str:
+        """The stored node id for ``nodeid``: itself, or the one stored id that differs only by
+        leading directories. Node ids are relative to pytest's rootdir, which moves when, for
+        example, a path outside the project is passed as ``--trt-baseline PATH``."""
+        known = self.nodeids()
+        if nodeid in known:
+            return nodeid
+        tails = [k for k in known if k.endswith("/" + nodeid) or nodeid.endswith("/" + k)]
+        return tails[0] if len(tails) == 1 else nodeid
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "tool": TOOL, "runs": [r.to_dict() for r in self.runs]}

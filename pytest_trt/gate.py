@@ -259,7 +259,7 @@ def _ratio_ci(
 
 def missing(baseline: Baseline, seen_nodeids: Iterable[str]) -> list[Verdict]:
     """A MISSING verdict for each case of the newest baseline run that this session did not run."""
-    seen = set(seen_nodeids)
+    seen = {baseline.resolve(nodeid) for nodeid in seen_nodeids}
     if not baseline.runs:
         return []
     verdicts = []

@@ -30,6 +30,7 @@ FAST = ["--trt-warmup", "0.01", "--trt-min-time", "0.05", "--trt-max-time", "0.3
 @pytest.fixture
 def user_project(pytester):
     """A pytester project with the tiny user model and one benchmark test."""
+    pytester.makeini("[pytest]\n")  # a fixed rootdir, as in a real project
     pytester.makeconftest(USER_CONFTEST)
     pytester.makepyfile(test_bench="def test_latency(trt_bench, trt_runner):\n    trt_bench(trt_runner)\n")
     return pytester

@@ -254,3 +254,15 @@ def test_entry_to_result_round_trip() -> None:
     back = baseline.entry_to_result(result["nodeid"], entry)
     assert back["timing"]["samples"] == result["timing"]["samples"]
     assert back["case_id"] == result["case_id"] and back["build"]["model_hash"] == "abc"
+
+
+def test_node_ids_match_across_a_moved_rootdir(tmp_path: Path) -> None:
+    """pytest's rootdir, and so node ids, can gain or lose leading directories between runs."""
+    path = tmp_path / "b.json"
+    results = [make_result("proj/test_a.py::test_x[torch-fp32-bs1]"), make_result("test_b.py::test_y[a]")]
+    baseline.save(path, results, ENV)
+    loaded = baseline.load(path)
+    assert loaded.resolve("test_a.py::test_x[torch-fp32-bs1]") == "proj/test_a.py::test_x[torch-fp32-bs1]"
+    assert loaded.resolve("outer/test_b.py::test_y[a]") == "test_b.py::test_y[a]"
+    assert loaded.resolve("test_c.py::test_z") == "test_c.py::test_z"  # unknown stays itself
+    assert len(loaded.entries("test_a.py::test_x[torch-fp32-bs1]")) == 1
