@@ -38,7 +38,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="smallest slowdown that counts as a regression (default 5%%)",
     )
     cmp.set_defaults(handler=_compare)
+    rep = commands.add_parser(
+        "report",
+        help="print the tables of one or more results files (markdown)",
+        description="Render results files (--trt-results) as the markdown tables a run prints.",
+    )
+    rep.add_argument("files", nargs="+", metavar="FILE", help="results JSON (--trt-results)")
+    rep.set_defaults(handler=_report)
     return parser
+
+
+def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import json
+
+    from pytest_trt import report
+    from pytest_trt.results import CaseResult
+
+    for name in args.files:
+        try:
+            with open(name, encoding="utf-8") as handle:
+                data = json.load(handle)
+            results = [CaseResult.from_dict(case) for case in data["cases"]]
+            environment = data["environment"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"pytest-trt report: error: {name}: not a readable results file ({exc})", file=sys.stderr)
+            return EXIT_USAGE
+        sys.stdout.write(report.markdown(results, environment, data.get("verdicts") or []) + "\n")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

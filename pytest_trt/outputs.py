@@ -53,7 +53,7 @@ def write_all(ctx: Context, results: list[CaseResult]) -> list[str]:
     if settings.report_md is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
         from pytest_trt import report
 
-        markdown = report.markdown(ctx, results)
+        markdown = report.markdown(results, ctx.environment(), ctx.verdicts)
         if settings.report_md is not None:
             atomic.write_text(settings.report_md, markdown)
             written.append(str(settings.report_md))
@@ -61,7 +61,7 @@ def write_all(ctx: Context, results: list[CaseResult]) -> list[str]:
     if settings.report_html is not None:
         from pytest_trt import report
 
-        atomic.write_text(settings.report_html, report.html(ctx, results))
+        atomic.write_text(settings.report_html, report.html(results, ctx.verdicts))
         written.append(str(settings.report_html))
     return written
 

@@ -10,7 +10,6 @@ import html as html_mod
 from collections import defaultdict
 from typing import Any
 
-from pytest_trt.context import Context
 from pytest_trt.results import OK, CaseResult
 
 COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "items/s",
@@ -105,10 +104,9 @@ def gate_lines(verdicts: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def markdown(ctx: Context, results: list[CaseResult]) -> str:
-    env = ctx.environment()
+def markdown(results: list[CaseResult], env: dict[str, Any], verdicts: list[dict[str, Any]]) -> str:
     hw = env.get("hardware", {})
-    device = hw.get("gpu_name") or hw.get("cpu_model") or ctx.device
+    device = hw.get("gpu_name") or hw.get("cpu_model") or "unknown device"
     parts = [f"# pytest-trt results — {device}", ""]
     for model, body in rows(results).items():
         header, body = _drop_empty(COLUMNS, body)
@@ -116,16 +114,16 @@ def markdown(ctx: Context, results: list[CaseResult]) -> str:
                   "|" + "---|" * len(header)]
         parts += ["| " + " | ".join(row) + " |" for row in body]
         parts.append("")
-    if ctx.verdicts:
+    if verdicts:
         from pytest_trt import gate, gate_report
 
-        verdicts = [gate.Verdict(**{**v, "ratio_ci": tuple(v["ratio_ci"]) if v.get("ratio_ci") else None})
-                    for v in ctx.verdicts]
-        parts.append(gate_report.markdown(verdicts, env))
+        objects = [gate.Verdict(**{**v, "ratio_ci": tuple(v["ratio_ci"]) if v.get("ratio_ci") else None})
+                   for v in verdicts]
+        parts.append(gate_report.markdown(objects, env))
     return "\n".join(parts)
 
 
-def html(ctx: Context, results: list[CaseResult]) -> str:
+def html(results: list[CaseResult], verdicts: list[dict[str, Any]]) -> str:
     esc = html_mod.escape
     out = ["<!doctype html><meta charset='utf-8'><title>pytest-trt results</title>",
            "<style>table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}</style>"]
@@ -134,7 +132,7 @@ def html(ctx: Context, results: list[CaseResult]) -> str:
         out.append(f"<h2>{esc(model)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
         out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in body]
         out.append("</table>")
-    for verdict in ctx.verdicts:
+    for verdict in verdicts:
         if verdict["outcome"] != "PASS":
             out.append(f"<p>{esc(verdict['message'])}</p>")
     return "\n".join(out) + "\n"

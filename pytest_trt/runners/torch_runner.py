@@ -59,6 +59,7 @@ class TorchRunner:
             from pytest_trt.mathmode import set_tf32
 
             set_tf32(self.case.precision == "tf32")
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels, as deployments do
             self.stream = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
         self._model = module
         if self.case.backend == "torch-compile":

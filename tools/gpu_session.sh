@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU runs behind the committed results, one step per call of the device tool (each < 10 min).
+#   bash tools/gpu_session.sh STEP    with $OUT set; onnxruntime-gpu staged into /tmp/site first
+# Steps: core (tests + small suite + timer fidelity + telemetry overhead), zoo1, zoo2, gate.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+step=${1:?step}
+out=${OUT:?OUT}
+py=python3
+$py -m pip install -q --no-deps --no-build-isolation -e . >"$out/pip-$step.log" 2>&1 || echo "pip install -e failed"
+run() { # name seconds command...: SIGINT at the limit lets pytest still write its results
+  local name=$1 secs=$2; shift 2
+  echo "=== $name ($(date +%T))"
+  timeout -s INT "$secs" "$@" >"$out/$name.log" 2>&1
+  echo "rc=$? $(tail -n 1 "$out/$name.log")"
+}
+FAST=(--trt-warmup 0.1 --trt-min-time 0.3 --trt-max-time 1.0 -p no:cacheprovider)
+zoo() { # name models timeout
+  run "$1" "$3" $py -m pytest benchmarks --trt-device cuda --trt-model "$2" --trt-backend torch,onnxruntime \
+    --trt-precision fp32,tf32,fp16,bf16 --trt-variant eager,channels-last,cuda-graph --trt-batch-size 1,32,256 \
+    -k "(not (channels-last or cuda-graph) or fp16) and not (onnxruntime and tf32)" "${FAST[@]}" \
+    --trt-results "$out/$1.json" --trt-report-md "$out/$1.md"
+}
+case $step in
+core)
+  { nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv
+    $py -c "import torch, onnxruntime as o; print(torch.__version__, o.__version__, o.get_available_providers())"
+  } >"$out/device.txt" 2>&1
+  cat "$out/device.txt"
+  run tests 240 $py -m pytest tests -q -n 8 -p no:cacheprovider -rs
+  run small 240 $py -m pytest benchmarks --trt-device cuda --trt-backend torch,onnxruntime \
+    --trt-precision fp32,tf32,fp16,bf16,int8 --trt-variant eager,cuda-graph --trt-batch-size 1,8,64 \
+    -p no:cacheprovider --trt-results "$out/small_cuda.json" --trt-report-md "$out/small_cuda.md"
+  run fidelity 150 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  run telemetry 100 $py benchmarks/telemetry_overhead.py --device cuda:0 --out "$out/telemetry_overhead.json"
+  ;;
+zoo1) zoo zoo1 resnet50,mobilenet_v3_large,vgg16 560 ;;
+zoo2) zoo zoo2 densenet201,deeplabv3_resnet50,unet 560 ;;
+gate)
+  run gate 330 $py benchmarks/gate_validation.py --device cuda --out "$out/gate_validation_cuda.json"
+  run compile 220 $py -m pytest benchmarks --trt-device cuda --trt-model resnet50,mobilenet_v3_large,unet \
+    --trt-backend torch-compile --trt-precision fp16 --trt-batch-size 1,32,256 "${FAST[@]}" \
+    --trt-results "$out/compile.json" --trt-report-md "$out/compile.md"
+  ;;
+*) echo "unknown step $step"; exit 2 ;;
+esac
