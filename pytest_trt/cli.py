@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pytest_trt import gate
 
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the tables of one or more results files (markdown)",
         description="Render results files (--trt-results) as the markdown tables a run prints.",
     )
-    rep.add_argument("files", nargs="+", metavar="FILE", help="results JSON (--trt-results)")
+    rep.add_argument("files", nargs="+", metavar="FILE",
+                     help="results JSON (--trt-results), or the .partial.jsonl journal a crashed run left")
     rep.set_defaults(handler=_report)
     return parser
 
@@ -57,7 +59,11 @@ def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     for name in args.files:
         try:
             with open(name, encoding="utf-8") as handle:
-                data = json.load(handle)
+                data: dict[str, Any]
+                if name.endswith(".jsonl"):  # the journal a crashed run left: cases only
+                    data = {"cases": [json.loads(line) for line in handle if line.strip()], "environment": {}}
+                else:
+                    data = json.load(handle)
             results = [CaseResult.from_dict(case) for case in data["cases"]]
             environment = data["environment"]
         except (OSError, ValueError, KeyError, TypeError) as exc:

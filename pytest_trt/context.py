@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 
 class Context:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
         self.settings = settings
+        self.worker_id = worker_id  # pytest-xdist worker ("gw3") or None for the controller
         self._device: str | None = None
         self.results: list[CaseResult] = []
         self.baseline: Any = None  # pytest_trt.baseline.Baseline when --trt-baseline is given
@@ -42,7 +43,7 @@ class Context:
     def device(self) -> str:
         """The concrete device, resolved on first use (``auto`` imports torch only then)."""
         if self._device is None:
-            self._device = resolve_device(self.settings)
+            self._device = resolve_device(self.settings, self.worker_id)
         return self._device
 
     @property
@@ -139,15 +140,19 @@ def on_stream(stream: Any) -> Iterator[None]:
         yield
 
 
-def resolve_device(settings: Settings) -> str:
-    """auto/cuda/cuda:N → a concrete device; an xdist worker is pinned to its own GPU."""
+def resolve_device(settings: Settings, worker: str | None) -> str:
+    """auto/cuda/cuda:N → a concrete device; an xdist worker is pinned to its own GPU.
+
+    ``worker`` comes from the worker's config, not the environment: a pytest started by a test
+    inside a worker inherits PYTEST_XDIST_WORKER without being one.
+    """
     from pytest_trt import devices, matrix
 
     device = matrix.resolve_device(settings.device)
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
     pinned_by_user = settings.device.startswith("cuda:")
     if device.startswith("cuda") and worker and (settings.devices or not pinned_by_user):
         import torch
 
-        device = f"cuda:{devices.pick_device(worker, settings.devices, torch.cuda.device_count())}"
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")) or None
+        device = f"cuda:{devices.pick_device(worker, settings.devices, torch.cuda.device_count(), count)}"
     return device

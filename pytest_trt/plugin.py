@@ -30,12 +30,13 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     settings = settings_mod.resolve(config)
-    ctx = Context(settings)
+    workerinput = getattr(config, "workerinput", None)
+    ctx = Context(settings, workerinput["workerid"] if workerinput else None)
     from pytest_trt import session
 
     session.validate(config, ctx)
     config.stash[CONTEXT] = ctx
-    if not hasattr(config, "workerinput"):  # pytest-xdist workers only send reports
+    if workerinput is None:  # pytest-xdist workers only send reports
         config.pluginmanager.register(session.Controller(config, ctx), "pytest-trt-controller")
 
 

@@ -60,12 +60,26 @@ class Controller:
         self.ctx = ctx
         self.results: dict[str, CaseResult] = {}
         self.written: list[str] = []
+        self.partial = partial_path(ctx)
+        self._journal: Any = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name == RESULT_PROPERTY and isinstance(value, dict):
                 result = CaseResult.from_dict(value)
-                self.results[result.nodeid] = result  # setup + call reports carry the same entries
+                if result.nodeid not in self.results:  # setup + call reports carry the same entries
+                    self._journal_write(value)
+                self.results[result.nodeid] = result
+
+    def _journal_write(self, value: dict[str, Any]) -> None:
+        """Append each result as it arrives, so a crash (a native abort in a backend) loses nothing."""
+        import json
+
+        if self._journal is None:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._journal = self.partial.open("w", encoding="utf-8")
+        self._journal.write(json.dumps(value) + "\n")
+        self._journal.flush()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -75,6 +89,9 @@ class Controller:
 
         results = list(self.results.values())
         self.written = outputs.write_all(self.ctx, results)
+        if self._journal is not None:  # the complete file is written: the journal has done its job
+            self._journal.close()
+            self.partial.unlink(missing_ok=True)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
@@ -101,5 +118,7 @@ class Controller:
         return cpu_worker_warning(workers)
 
 
-def default_results_path(ctx: Context) -> Path:
-    return ctx.cache_dir / "results" / "latest.json"
+def partial_path(ctx: Context) -> Path:
+    """Where results stream during the run: beside the results file, as JSON lines."""
+    results = ctx.settings.results or ctx.cache_dir / "results" / "latest.json"
+    return results.with_name(results.name + ".partial.jsonl")

@@ -134,3 +134,25 @@ def test_xdist_gives_the_same_cases_and_one_merged_results_file(user_project, tm
     ids = [sorted(c["nodeid"] for c in json.loads(p.read_text())["cases"]) for p in (serial, parallel)]
     assert ids[0] == ids[1] and len(ids[0]) == 4
     assert not list(tmp_path.glob("parallel.json.*"))  # only the controller wrote, once, atomically
+
+
+def test_a_crashed_run_leaves_a_journal_of_the_cases_it_finished(user_project, tmp_path):
+    """A native abort inside a backend kills the process before pytest can write results."""
+    user_project.makepyfile(test_crash='''
+import os
+
+def test_latency(trt_bench, trt_runner, trt_case):
+    trt_bench(trt_runner)
+    if trt_case.batch_size == 2:
+        os.abort()
+''')
+    out = tmp_path / "results.json"
+    result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1,2",
+                                    "--trt-results", str(out), "test_crash.py")
+    assert result.ret != 0 and not out.exists()
+    journal = tmp_path / "results.json.partial.jsonl"
+    lines = journal.read_text().splitlines()
+    assert [json.loads(line)["case_id"] for line in lines] == ["torch-fp32-bs1"]
+    report = subprocess.run([sys.executable, "-m", "pytest_trt.cli", "report", str(journal)],
+                            capture_output=True, text=True)
+    assert report.returncode == 0 and "| torch | fp32 | 1 |" in report.stdout

@@ -203,6 +203,9 @@ def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
     for _ in range(6):
         proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], env=env, stdout=subprocess.PIPE)
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        deadline = time.monotonic() + 60
+        while not path.exists() and time.monotonic() < deadline:  # a loaded host saves slowly
+            time.sleep(0.01)
         time.sleep(rng.uniform(0.05, 0.6))  # a save of this file takes ~0.1 s: kills land mid-write
         proc.send_signal(signal.SIGKILL)
         proc.wait()

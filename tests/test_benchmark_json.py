@@ -99,7 +99,12 @@ def test_stats_agree_with_pytest_benchmark(n: int) -> None:
     for s in samples:
         theirs.update(s)
     ours = benchmark_json.stats(samples)
+    from importlib.metadata import version
+
+    older = tuple(int(p) for p in version("pytest-benchmark").split(".")[:2]) < (5, 3)
     for key in pb_stats.Stats.fields:
+        if older and key in ("ld15iqr", "hd15iqr"):
+            continue  # pytest-benchmark 5.3 changed how these outlier fences are computed; we follow 5.3
         expected = getattr(theirs, key)
         assert ours[key] == (expected if isinstance(expected, (str, int)) else pytest.approx(expected)), key
     assert ours["data"] == samples and ours["iterations"] == 1

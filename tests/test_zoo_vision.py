@@ -146,7 +146,7 @@ def test_small_unet_exports_runs_in_onnxruntime_and_counts(tmp_path: Path) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (x,), str(path), dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},)
+            model, (x,), str(path), dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "batch"}}
         )
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

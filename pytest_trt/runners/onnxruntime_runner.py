@@ -127,4 +127,12 @@ class OnnxRuntimeRunner:
         return np.asarray(outputs[0], dtype=np.float32)
 
     def close(self) -> None:
-        self._session = self._binding = self._outputs = None
+        """Release in dependency order: pending GPU work, the binding, its buffers, the session."""
+        if self.stream is not None:
+            self.stream.synchronize()
+        if self._binding is not None:
+            self._binding.clear_binding_inputs()
+            self._binding.clear_binding_outputs()
+        self._binding = None
+        self._outputs = None
+        self._session = None
