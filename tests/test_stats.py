@@ -123,14 +123,14 @@ def _stats(median: float, cv: float) -> Stats:
     )
 
 
-def _timing(cv: float, enqueue_median: float | None = None) -> Timing:
+def _timing(cv: float, enqueue_median: float | None = None, wall_s: float = 1.0) -> Timing:
     return Timing(
         clock="cuda-event" if enqueue_median is not None else "perf_counter",
         samples=[1e-3],
         stats=_stats(1e-3, cv),
         warmup_iterations=1,
         warmup_s=0.2,
-        wall_s=1.0,
+        wall_s=wall_s,
         stop_reason="converged",
         enqueue=_stats(enqueue_median, 0.0) if enqueue_median is not None else None,
     )
@@ -146,3 +146,11 @@ def test_flags_enqueue_bound_follows_trtexec_rule() -> None:
     assert case_flags(_timing(cv=0.001, enqueue_median=1e-3 * ENQUEUE_BOUND_RATIO * 0.95)) == []
     assert case_flags(_timing(cv=0.001, enqueue_median=1e-3 * ENQUEUE_BOUND_RATIO * 1.05)) == [ENQUEUE_BOUND]
     assert case_flags(_timing(cv=0.05, enqueue_median=2e-3)) == [UNSTABLE, ENQUEUE_BOUND]
+
+
+def test_a_full_launch_queue_is_not_enqueue_bound() -> None:
+    """Enqueue as slow as compute but the GPU busy all the time: launches blocked on a full queue."""
+    n = _stats(1e-3, 0.0).n
+    busy_loop = n * 1e-3 / 0.95  # the GPU computed for 95 % of the wall time
+    assert case_flags(_timing(cv=0.001, enqueue_median=1e-3, wall_s=busy_loop)) == []
+    assert case_flags(_timing(cv=0.001, enqueue_median=1e-3, wall_s=n * 1e-3 / 0.5)) == [ENQUEUE_BOUND]
