@@ -151,7 +151,8 @@ def plan(settings: Settings, device: str, marker: Mapping[str, Any]) -> list[Pla
     elif wanted_models:
         models = expand_models(tuple(_as_tuple(wanted_models)))
     backends = _as_tuple(marker.get("backends") or settings.backends or default_backends(device))
-    precisions = _as_tuple(marker.get("precisions") or settings.precisions)
+    # fp32 always runs: it is the base of every speed-up and accuracy drop in the table
+    precisions = tuple(dict.fromkeys(("fp32", *_as_tuple(marker.get("precisions") or settings.precisions))))
     batch_sizes = tuple(int(b) for b in _as_tuple(marker.get("batch_sizes") or settings.batch_sizes))
     variants = _as_tuple(marker.get("variants") or settings.variants)
     _check_marker_values(backends, precisions, variants, batch_sizes)

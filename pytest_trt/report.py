@@ -12,8 +12,8 @@ from typing import Any
 
 from pytest_trt.results import OK, CaseResult
 
-COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "items/s",
-           "speed-up", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W", "flags", "verdict")
+COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "items/s", "speed-up",
+           "vs own fp32", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W", "flags", "verdict")
 
 
 def rows(results: list[CaseResult]) -> dict[str, list[list[str]]]:
@@ -24,32 +24,36 @@ def rows(results: list[CaseResult]) -> dict[str, list[list[str]]]:
     tables = {}
     for model, cases in sorted(by_model.items()):
         cases.sort(key=lambda r: (r.case.backend, r.case.precision, r.case.batch_size, r.case.variant))
-        tables[model] = [_row(r, _reference(r, cases)) for r in cases]
+        tables[model] = [_row(r, _find(cases, "torch", r), _find(cases, r.case.backend, r)) for r in cases]
     return tables
 
 
-def _reference(result: CaseResult, cases: list[CaseResult]) -> CaseResult | None:
+def _find(cases: list[CaseResult], backend: str, result: CaseResult) -> CaseResult | None:
+    """The timed fp32 eager case of ``backend`` at the batch size of ``result``."""
     for other in cases:
         c = other.case
-        if (c.backend, c.precision, c.variant, c.batch_size) == ("torch", "fp32", "eager", result.case.batch_size) \
+        if (c.backend, c.precision, c.variant, c.batch_size) == (backend, "fp32", "eager", result.case.batch_size) \
                 and other.timing is not None:
             return other
     return None
 
 
-def _row(r: CaseResult, ref: CaseResult | None) -> list[str]:
+def _speedup(t: Any, ref: CaseResult | None) -> str:
+    return f"{ref.timing.stats.median / t.median:.2f}x" if t and ref and ref.timing else "-"
+
+
+def _row(r: CaseResult, ref: CaseResult | None, own: CaseResult | None) -> list[str]:
+    """``ref``: fp32 PyTorch of the same batch (the table's reference runner); ``own``: this backend's fp32."""
     t = r.timing.stats if r.timing else None
     acc = r.accuracy
-    speedup = "-"
-    if t and ref and ref.timing:
-        speedup = f"{ref.timing.stats.median / t.median:.2f}x"
+    speedup = _speedup(t, ref)
     verdict = (r.verdict or {}).get("outcome", "")
     return [
         r.case.backend, r.case.precision, str(r.case.batch_size),
         "" if r.case.variant == "eager" else r.case.variant,
         r.status.upper() if r.status != OK else "ok",
         _num(t.median * 1e3 if t else None), _num(t.p99 * 1e3 if t else None),
-        _num(t.throughput if t else None), speedup,
+        _num(t.throughput if t else None), speedup, _speedup(t, own),
         _num(r.build.get("tflops") if t else None), _num(r.build.get("percent_of_peak") if t else None),
         str(acc.get("metric") or ("agree" if acc.get("agreement") else "-")),
         _num(acc.get("value")), _signed(acc.get("drop")),
