@@ -8,7 +8,7 @@ pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 INT8 = [*FAST, "--trt-backend", "onnxruntime", "--trt-precision", "int8", "--trt-batch-size", "8",
-        "--trt-calibration", "percentile"]
+        "--trt-calibration", "percentile", "-k", "int8"]  # fp32 is added as the base; select int8
 
 
 def _drop_test(max_drop):
@@ -17,7 +17,7 @@ import pytest
 
 @pytest.mark.trt(models=["digits-cnn"])
 @pytest.mark.trt_accuracy(max_drop={max_drop})
-def test_int8(trt_bench, trt_runner):
+def test_quantized(trt_bench, trt_runner):
     trt_bench(trt_runner)
 '''
 
