@@ -119,6 +119,15 @@ def package_version(*distributions: str) -> str | None:
     return None
 
 
+def loaded_version(module: str) -> str | None:
+    """The version of a module this process already imported: what actually ran, even where two
+    distributions provide it (seen on an H100 host: onnxruntime 1.30 metadata, onnxruntime-gpu 1.31.1
+    imported first from PYTHONPATH)."""
+    loaded = sys.modules.get(module)
+    version = getattr(loaded, "__version__", None)
+    return str(version) if version else None
+
+
 def tensorrt_version() -> str | None:
     """TensorRT's version, only for a real installation.
 
@@ -176,7 +185,7 @@ def software_versions() -> dict[str, Any]:
         "platform": platform.platform(),
         "pytest_trt": __version__,
         "torch": package_version("torch"),
-        "onnxruntime": package_version("onnxruntime", "onnxruntime-gpu"),
+        "onnxruntime": loaded_version("onnxruntime") or package_version("onnxruntime-gpu", "onnxruntime"),
         "onnx": package_version("onnx"),
         "tensorrt": tensorrt_version(),
         "cuda_bindings": package_version("cuda-bindings", "cuda-python"),

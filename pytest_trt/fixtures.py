@@ -166,6 +166,7 @@ def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSp
             release_memory(trt_case)
             record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.OOM, first_line(exc)))
             pytest.skip(f"OOM at batch {trt_case.batch_size}: {first_line(exc)}")
+        result.build["ran_on"] = _ran_on(trt_context)
         _judge(request, trt_context, result)
         record(request, result)
         if result.status != R.OK:
@@ -175,6 +176,14 @@ def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSp
         return result
 
     return bench
+
+
+def _ran_on(ctx: Context) -> dict[str, Any]:
+    """Which device ran the case: with one xdist worker per GPU, each case names its own GPU."""
+    hardware = ctx.environment().get("hardware", {})
+    uuids = hardware.get("gpu_uuids") or [None]
+    return {"device": ctx.device, "gpu_name": hardware.get("gpu_name"), "gpu_uuid": uuids[0],
+            "cpu_model": hardware.get("cpu_model"), "worker": ctx.worker_id}
 
 
 def _accuracy_limits(request: pytest.FixtureRequest, ctx: Context) -> AccuracyLimits:

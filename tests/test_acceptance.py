@@ -133,6 +133,8 @@ def test_xdist_gives_the_same_cases_and_one_merged_results_file(user_project, tm
     result.stdout.fnmatch_lines(["*2 pytest-xdist workers are timing on CPU*"])
     ids = [sorted(c["nodeid"] for c in json.loads(p.read_text())["cases"]) for p in (serial, parallel)]
     assert ids[0] == ids[1] and len(ids[0]) == 4
+    workers = {c["build"]["ran_on"]["worker"] for c in json.loads(parallel.read_text())["cases"]}
+    assert workers <= {"gw0", "gw1"} and workers  # each case says which worker (and device) ran it
     assert not list(tmp_path.glob("parallel.json.*"))  # only the controller wrote, once, atomically
 
 
