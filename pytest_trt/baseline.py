@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from pytest_trt import atomic
 
 SCHEMA_VERSION = 1
 TOOL = "pytest-trt"
@@ -177,7 +178,7 @@ def save(
         with lock:
             baseline = load(target) if _has_content(target) else Baseline(str(target))
             baseline.runs = (baseline.runs + [run])[-keep_runs:]
-            _write_atomic(target, baseline.to_dict())
+            atomic.write_json(target, baseline.to_dict())
     except Timeout as exc:
         why = f"could not lock {lock.lock_file} within {LOCK_TIMEOUT_S:.0f} s"
         raise BaselineError(f"{target}: {why}") from exc
@@ -186,36 +187,6 @@ def save(
 
 def _has_content(path: Path) -> bool:
     return path.exists() and path.stat().st_size > 0
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load(path: str | os.PathLike[str]) -> Baseline:

@@ -35,14 +35,6 @@ def model_hash(module: torch.nn.Module, input_shape: tuple[int, ...]) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def export_onnx(spec: ModelSpec, module: torch.nn.Module, cache_dir: Path) -> tuple[Path, dict[str, Any]]:
     """Export ``module`` (fp32, eval, CPU) with a dynamic batch axis; reuse a cached file."""
     import filelock

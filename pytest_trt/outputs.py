@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -37,7 +36,7 @@ def write_all(ctx: Context, results: list[CaseResult]) -> list[str]:
     written = []
     settings = ctx.settings
     results_path = settings.results or ctx.cache_dir / "results" / "latest.json"
-    atomic.write_text(results_path, json.dumps(results_document(ctx, results), indent=1) + "\n")
+    atomic.write_json(results_path, results_document(ctx, results))
     written.append(str(results_path))
     if settings.save_baseline is not None:
         from pytest_trt import baseline

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt import atomic
 from pytest_trt.case import PRECISIONS
 from pytest_trt.runners.base import UnsupportedCase
 
@@ -69,14 +70,6 @@ def _check(precision: str, method: str, calibration: np.ndarray | None) -> str:
     return method
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _sha256_array(array: np.ndarray) -> str:
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
     digest.update(np.ascontiguousarray(array).tobytes())
@@ -91,7 +84,7 @@ def cache_key(
 
     parts = [
         RECIPE_VERSION,
-        _sha256_file(onnx_path),
+        atomic.file_sha256(onnx_path),
         precision,
         method,
         _sha256_array(calibration) if calibration is not None and method else "-",

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_trt import atomic
 from pytest_trt.case import PRECISIONS
 from pytest_trt.runners.base import BuildError, UnsupportedCase
 
@@ -176,14 +175,6 @@ class EngineSpec:
 # -- cache keys and files ------------------------------------------------------------------------
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower() or "x"
 
@@ -229,19 +220,6 @@ def calibration_cache_path(
     data = hashlib.sha256(np.ascontiguousarray(calibration).tobytes()).hexdigest()[:16]
     name = f"{onnx_sha256[:16]}-{data}-bs{spec.opt_batch}.calib"
     return Path(cache_dir) / "tensorrt" / "calibration" / name
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- logger and calibrator (subclasses of the TensorRT module handed in) -------------------------
@@ -312,7 +290,7 @@ class CalibrationFeed:
         return self.cache_path.read_bytes() if self.cache_path.is_file() else None
 
     def write_cache(self, cache: Any) -> None:
-        atomic_write(self.cache_path, bytes(cache))
+        atomic.write_bytes(self.cache_path, bytes(cache))
 
 
 def make_calibrator(trt: ModuleType, feed: CalibrationFeed) -> tensorrt.IInt8EntropyCalibrator2:
@@ -477,7 +455,7 @@ def build_serialized(trt: ModuleType, spec: EngineSpec, strongly_typed: bool, ex
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError(f"TensorRT failed to build {spec.onnx_path} ({spec.precision}):\n{extra.log.text()}")
-    atomic_write(extra.timing_cache, bytes(config.get_timing_cache().serialize()))
+    atomic.write_bytes(extra.timing_cache, bytes(config.get_timing_cache().serialize()))
     del parser, calibrator
     return bytes(serialized)
 
@@ -656,7 +634,7 @@ def load_or_build(
         raise BuildError(f"ONNX file {spec.onnx_path} does not exist")
     version = str(module.__version__)
     strongly_typed = is_strongly_typed(version)
-    onnx_sha = file_sha256(spec.onnx_path)
+    onnx_sha = atomic.file_sha256(spec.onnx_path)
     key = cache_key(spec, onnx_sha, version, gpu_name, compute_capability)
     path = engine_path(cache_dir, key)
     extra = BuildInputs(
@@ -690,7 +668,7 @@ def _load_or_build_locked(
         extra.notes.append(f"cached engine {path.name} could not be deserialized; rebuilt")
     if loaded is None:
         data, build_s = _timed_build(trt, spec, strongly_typed, extra)
-        atomic_write(path, data)
+        atomic.write_bytes(path, data)
         start = time.perf_counter()
         loaded = _deserialize(trt, data, extra.log)
         if loaded is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_trt import trt_engine
+from pytest_trt import atomic, trt_engine
 from pytest_trt.case import Case
 from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
 from pytest_trt.runners.tensorrt import TensorRTRunner, onnx_input, torch_dtype
@@ -152,8 +152,8 @@ def test_cache_key_changes_with_everything_that_changes_the_engine(onnx_file: Pa
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "engine.bin"
-    trt_engine.atomic_write(target, b"one")
-    trt_engine.atomic_write(target, b"two")
+    atomic.write_bytes(target, b"one")
+    atomic.write_bytes(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["engine.bin"]
 
@@ -183,7 +183,7 @@ def test_build_parses_configures_profiles_and_caches_in_order(onnx_file: Path, t
     assert ("set_memory_pool_limit", "WORKSPACE", spec.workspace_bytes) in trt.calls
     assert ("create_timing_cache", b"") in trt.calls  # nothing cached yet
 
-    key = trt_engine.cache_key(spec, trt_engine.file_sha256(onnx_file), "10.13.0.35", GPU, CC)
+    key = trt_engine.cache_key(spec, atomic.file_sha256(onnx_file), "10.13.0.35", GPU, CC)
     expected = trt_engine.engine_path(tmp_path / "cache", key)
     assert build.engine_path == expected and expected.is_file()
     assert build.key == key and not build.from_cache and build.build_s is not None
@@ -278,7 +278,7 @@ def test_trt_10_8_int8_calibrates_from_the_array_and_caches_the_table(
     assert ("set_shape", "input", (8, *SAMPLE), (8, *SAMPLE), (8, *SAMPLE)) in trt.calls
     batches = [call for call in trt.calls if call[0] == "get_batch"]
     assert len(batches) == 2 and all(call[1][0] != 0 for call in batches)
-    table = trt_engine.calibration_cache_path(tmp_path, trt_engine.file_sha256(onnx_file), spec, calibration)
+    table = trt_engine.calibration_cache_path(tmp_path, atomic.file_sha256(onnx_file), spec, calibration)
     assert table.read_bytes() == b"FAKE-CALIBRATION-TABLE"
 
     # Another engine from the same model and data reads the table instead of calibrating again.
