@@ -30,7 +30,7 @@ SPEC = ModelSpec(name="contract-net", build=ContractNet, input_shape=(3, 8, 8))
 DEVICES = ["cpu"] + (["cuda:0"] if matrix.cuda_available() else [])
 CASES = [
     Case(None, backend, "fp32", batch, device)
-    for device in DEVICES for backend in ("torch", "onnxruntime", "tensorrt") for batch in (1, 3)
+    for device in DEVICES for backend in ("torch", "torch-compile", "onnxruntime", "tensorrt") for batch in (1, 3)
 ]
 
 
