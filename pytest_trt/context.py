@@ -124,7 +124,7 @@ def torch_fp32(module: torch.nn.Module, inputs: np.ndarray, device: str) -> np.n
 
     module = module.to(device)
     with tf32(False), torch.inference_mode():
-        output = first_tensor(module(torch.from_numpy(np.ascontiguousarray(inputs)).to(device)))
+        output = first_tensor(module(torch.from_numpy(np.require(inputs, requirements=["C", "W"])).to(device)))
         return np.asarray(output.float().cpu().numpy(), dtype=np.float32)
 
 

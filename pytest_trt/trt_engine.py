@@ -282,7 +282,7 @@ class CalibrationFeed:
             return None
         import torch
 
-        self._current = torch.from_numpy(self.batches[self.served]).to(self.device)
+        self._current = torch.from_numpy(np.require(self.batches[self.served], requirements=["C", "W"])).to(self.device)
         self.served += 1
         return int(self._current.data_ptr())
 

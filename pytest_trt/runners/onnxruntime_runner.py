@@ -30,6 +30,7 @@ class OnnxRuntimeRunner:
         self._binding: Any = None
         self._run_options: Any = None
         self._outputs: Any = None
+        self._output_shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
 
     def _providers(self) -> list[Any]:
         if not self.case.is_cuda:
@@ -97,7 +98,7 @@ class OnnxRuntimeRunner:
         import torch
 
         device = torch.device(self.case.device)
-        tensor = torch.from_numpy(array).to(device)
+        tensor = torch.from_numpy(np.require(array, requirements=["W"])).to(device)
         output = self._session.get_outputs()[0]
         out_dtype = _ORT_TO_NUMPY.get(output.type, np.float32)
         shape = self._output_shape(array)
@@ -110,9 +111,11 @@ class OnnxRuntimeRunner:
         return binding
 
     def _output_shape(self, array: np.ndarray) -> tuple[int, ...]:
-        """One CPU-side run to learn the output shape for this batch (dynamic axes are symbolic)."""
-        result = self._session.run(None, {self._input.name: array})[0]
-        return tuple(result.shape)
+        """One run per input shape to learn the output shape (dynamic axes are symbolic)."""
+        if array.shape not in self._output_shapes:
+            result = self._session.run(None, {self._input.name: array})[0]
+            self._output_shapes[array.shape] = tuple(result.shape)
+        return self._output_shapes[array.shape]
 
     def run(self, inputs: Any) -> Any:
         if not self.case.is_cuda:

@@ -215,7 +215,7 @@ class TensorRTRunner:
                 f"input batch of {host.shape[0]} is outside the engine's profile "
                 f"{self.batch_sizes[0]}..{self.batch_sizes[-1]}"
             )
-        source = torch.from_numpy(np.ascontiguousarray(host)).to(self._input_dtype).pin_memory()
+        source = torch.from_numpy(np.require(host, requirements=["C", "W"])).to(self._input_dtype).pin_memory()
         with torch.cuda.stream(self.stream):
             device = torch.empty(source.shape, dtype=self._input_dtype, device=self._device)
             device.copy_(source, non_blocking=True)

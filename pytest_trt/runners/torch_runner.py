@@ -91,7 +91,7 @@ class TorchRunner:
         import torch
 
         dtype = getattr(torch, _DTYPES[self.case.precision])
-        tensor = torch.from_numpy(np.ascontiguousarray(host)).to(self.case.device, dtype)
+        tensor = torch.from_numpy(np.require(host, requirements=["C", "W"])).to(self.case.device, dtype)
         if self._channels_last and tensor.dim() == 4:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         if "cuda-graph" not in self.case.variant:
