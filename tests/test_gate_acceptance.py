@@ -61,7 +61,8 @@ def test_a_regressed_case_fails_its_own_test_and_junit_shows_it(project, tmp_pat
                                "--trt-report-md", str(md))
     result.assert_outcomes(failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["REGRESSION torch-fp32-bs1: median * ms → * ms (×1.*, 98% CI *–*, p=*) exceeds threshold 5%*"])
+    line = "REGRESSION torch-fp32-bs1: median * ms → * ms (×1.*, 98% CI *–*, p=*) exceeds threshold 5%*"
+    result.stdout.fnmatch_lines([line])
     assert "Traceback" not in result.stdout.str()
     assert 'failures="1"' in junit.read_text() and "REGRESSION" in junit.read_text()
     assert "REGRESSION" in md.read_text()
