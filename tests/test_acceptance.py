@@ -13,15 +13,17 @@ pytest.importorskip("onnxruntime")
 
 
 def test_matrix_runs_with_readable_ids_and_writes_results(user_project, tmp_path):
-    out = tmp_path / "results.json"
+    out, page = tmp_path / "results.json", tmp_path / "report.html"
     result = user_project.runpytest(
-        *FAST, "--trt-backend", "torch,onnxruntime", "--trt-batch-size", "1,4", "--trt-results", str(out), "-v"
+        *FAST, "--trt-backend", "torch,onnxruntime", "--trt-batch-size", "1,4", "--trt-results", str(out), "-v",
+        "--trt-report-html", str(page),
     )
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([
         "*test_latency?torch-fp32-bs1? PASSED*", "*test_latency?onnxruntime-fp32-bs4? PASSED*",
         "*pytest-trt results*", "tiny-net", "*backend*precision*batch*median ms*p99 ms*items/s*speed-up*",
     ])
+    assert "<h2>tiny-net</h2><table>" in page.read_text() and page.read_text().count("<tr>") == 5
     data = json.loads(out.read_text())
     assert data["schema_version"] == 1
     assert data["environment"]["hardware"]["kind"] == "cpu"
