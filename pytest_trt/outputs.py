@@ -35,7 +35,7 @@ def write_all(ctx: Context, results: list[CaseResult]) -> list[str]:
     _collect_verdicts(ctx, results)
     written = []
     settings = ctx.settings
-    results_path = settings.results or ctx.cache_dir / "results" / "latest.json"
+    results_path = results_file(ctx)
     atomic.write_json(results_path, results_document(ctx, results))
     written.append(str(results_path))
     if settings.save_baseline is not None:
@@ -63,6 +63,10 @@ def write_all(ctx: Context, results: list[CaseResult]) -> list[str]:
         atomic.write_text(settings.report_html, report.html(results, ctx.verdicts))
         written.append(str(settings.report_html))
     return written
+
+
+def results_file(ctx: Context) -> Path:
+    return ctx.settings.results or ctx.cache_dir / "results" / "latest.json"
 
 
 def _collect_verdicts(ctx: Context, results: list[CaseResult]) -> None:

@@ -120,5 +120,7 @@ class Controller:
 
 def partial_path(ctx: Context) -> Path:
     """Where results stream during the run: beside the results file, as JSON lines."""
-    results = ctx.settings.results or ctx.cache_dir / "results" / "latest.json"
+    from pytest_trt.outputs import results_file
+
+    results = results_file(ctx)
     return results.with_name(results.name + ".partial.jsonl")
