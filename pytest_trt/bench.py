@@ -53,6 +53,14 @@ def run_case(
     return result
 
 
+def remeasure(ctx: Context, runner: Runner, spec: ModelSpec, case: Case) -> R.Timing:
+    """Time the case again on the same inputs (the gate's confirmation of a suspected slowdown)."""
+    with on_stream(runner.stream):
+        timing, _, _ = _measure(ctx, runner, case, representative_inputs(spec, case.batch_size, spec.seed),
+                                telemetry=False)
+    return timing
+
+
 def representative_inputs(spec: ModelSpec, batch_size: int, seed: int) -> np.ndarray:
     """Real validation samples when the spec has data (INT8 is calibrated for that distribution),
     else the spec's seeded non-zero inputs (DESIGN.md rule 9)."""
@@ -63,7 +71,9 @@ def representative_inputs(spec: ModelSpec, batch_size: int, seed: int) -> np.nda
     return np.ascontiguousarray(pool[rows], dtype=np.float32)
 
 
-def _measure(ctx: Context, runner: Runner, case: Case, inputs: np.ndarray) -> tuple[R.Timing, dict[str, Any], Any]:
+def _measure(
+    ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, telemetry: bool = True
+) -> tuple[R.Timing, dict[str, Any], Any]:
     from pytest_trt import telemetry as telemetry_mod
     from pytest_trt.timing import Budget, measure
 
@@ -75,9 +85,10 @@ def _measure(ctx: Context, runner: Runner, case: Case, inputs: np.ndarray) -> tu
 
     settings = ctx.settings
     budget = Budget(warmup_s=settings.warmup_s, min_time_s=settings.min_time_s,
-                    max_time_s=settings.max_time_s, min_iterations=settings.min_iterations)
+                    max_time_s=settings.max_time_s, min_iterations=settings.min_iterations,
+                    flush_l2=settings.l2 == "cold")
     index = int(case.device.partition(":")[2] or 0)
-    sampler = telemetry_mod.Sampler.open(index) if case.is_cuda else None
+    sampler = telemetry_mod.Sampler.open(index) if case.is_cuda and telemetry else None
     telemetry_mod.reset_peak_memory(case.device)
     if sampler is not None:
         sampler.start()

@@ -167,7 +167,7 @@ def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSp
             record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.OOM, first_line(exc)))
             pytest.skip(f"OOM at batch {trt_case.batch_size}: {first_line(exc)}")
         result.build["ran_on"] = _ran_on(trt_context)
-        _judge(request, trt_context, result)
+        _judge(request, trt_context, result, runner, trt_model)
         record(request, result)
         if result.status != R.OK:
             pytest.fail(f"{trt_case.id}: {result.message}", pytrace=False)
@@ -194,10 +194,12 @@ def _accuracy_limits(request: pytest.FixtureRequest, ctx: Context) -> AccuracyLi
     return AccuracyLimits(max_drop=max_drop, metric=metric, agreement=kwargs or None)
 
 
-def _judge(request: pytest.FixtureRequest, ctx: Context, result: R.CaseResult) -> None:
+def _judge(request: pytest.FixtureRequest, ctx: Context, result: R.CaseResult, runner: Runner,
+           spec: ModelSpec) -> None:
     if ctx.baseline is None:
         return
     from pytest_trt import gate
+    from pytest_trt.bench import remeasure
     from pytest_trt.settings import parse_threshold
 
     marker = request.node.get_closest_marker("trt")
@@ -205,9 +207,17 @@ def _judge(request: pytest.FixtureRequest, ctx: Context, result: R.CaseResult) -
     if marker and "threshold" in marker.kwargs:
         threshold = parse_threshold(str(marker.kwargs["threshold"]))
     limits = _accuracy_limits(request, ctx)
-    verdict = gate.judge(result.to_dict(), ctx.baseline, ctx.environment(), threshold=threshold,
-                         max_accuracy_drop=limits.max_drop)
-    result.verdict = verdict.to_dict()
+    current = result.to_dict()
+
+    def judge(case: dict[str, Any]) -> gate.Verdict:
+        return gate.judge(case, ctx.baseline, ctx.environment(), threshold=threshold,
+                          max_accuracy_drop=limits.max_drop)
+
+    def rejudge() -> gate.Verdict:
+        timing = remeasure(ctx, runner, spec, result.case)
+        return judge({**current, "timing": timing.to_dict()})
+
+    result.verdict = gate.confirm(judge(current), rejudge, ctx.settings.confirm).to_dict()
 
 
 def record(request: pytest.FixtureRequest, result: R.CaseResult) -> None:

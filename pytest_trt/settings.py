@@ -17,6 +17,7 @@ import pytest
 from pytest_trt.case import BACKENDS, PRECISIONS, VARIANTS
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+L2_STATES = ("warm", "cold")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Settings:
     benchmark_json: Path | None
     max_drop: float | None  # default task-metric drop limit against fp32
     calibration: str
+    confirm: int = 1  # re-measurements a timing REGRESSION must survive (0: none)
+    l2: str = "warm"  # "cold": flush the GPU's L2 before each timed iteration
 
 
 # name, help, default (as an ini string; None = unset)
@@ -60,10 +63,14 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("save-baseline", "write (or append this run to) a baseline file", None),
     ("results", "this run's full results JSON (default: <cache dir>/results/latest.json)", None),
     ("threshold", "smallest slowdown that may fail, a percentage such as 5% or 3 (default 5%)", "5%"),
+    ("confirm", "re-measure a case the gate finds slower this many times; it fails only if every "
+     "re-measurement is slower too (default 1; 0 turns it off)", "1"),
     ("warmup", "warm-up time per case in seconds (default 0.2)", "0.2"),
     ("min-time", "minimum measured time per case in seconds (default 1.0)", "1.0"),
     ("max-time", "maximum measured time per case in seconds (default 5.0)", "5.0"),
     ("min-iterations", "minimum measured iterations per case (default 10)", "10"),
+    ("l2", f"GPU L2 cache before each timed iteration: {', '.join(L2_STATES)} (default warm: back to back, "
+     "as a serving loop; cold: flushed first, as triton's do_bench)", "warm"),
     ("cache-dir", "ONNX exports, engines, timing and calibration caches (default .trt-cache)", ".trt-cache"),
     ("report-html", "write an HTML report here", None),
     ("report-md", "write a markdown report here (also to $GITHUB_STEP_SUMMARY when set)", None),
@@ -157,6 +164,17 @@ def _positive(option: str, text: str, kind: Callable[[str], Any] = float) -> Any
     return value
 
 
+def _count(option: str, text: str) -> int:
+    """A whole number >= 0 (0 switches the feature off)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise fail(option, text, "a whole number >= 0") from None
+    if value < 0:
+        raise fail(option, text, "a whole number >= 0")
+    return value
+
+
 def _writable_file(option: str, text: str | None) -> Path | None:
     """A path we will write at the end of the session: fail now, not after an hour of benchmarks."""
     if text is None:
@@ -219,6 +237,8 @@ def resolve(config: pytest.Config) -> Settings:
         max_drop=parse_drop(max_drop) if max_drop else None,
         calibration=parse_list("calibration", _raw(config, "calibration") or "minmax",
                                CALIBRATION_METHODS)[0],
+        confirm=_count("confirm", _raw(config, "confirm") or "1"),
+        l2=parse_list("l2", _raw(config, "l2") or "warm", L2_STATES)[0],
     )
 
 

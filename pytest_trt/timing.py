@@ -2,8 +2,9 @@
 
 ``measure`` warms up by time, then times iterations in chunks until both minimums are met and the
 median's confidence interval is tight, or a maximum is reached. On CPU each iteration is bracketed by
-``time.perf_counter_ns``; on CUDA by a pair of CUDA events on the caller's non-default stream, with
-the host enqueue time of each call recorded separately. The per-iteration loop does nothing but the
+``time.perf_counter_ns``; on CUDA by CUDA events on the caller's non-default stream, one per call
+(each ends one iteration and starts the next; a pair per call when the L2 is flushed between calls),
+with the host enqueue time of each call recorded separately. The per-iteration loop does nothing but the
 call, the clock reads and an append; the stop rule runs between chunks of about ``CHECK_INTERVAL_S``.
 """
 
@@ -25,7 +26,7 @@ from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize
 
 CHECK_INTERVAL_S = 0.02  # target duration of one chunk: the stop rule's granularity
 MAX_CPU_CHUNK = 200_000  # iterations per chunk on CPU (a no-op call takes ~50 ns)
-MAX_GPU_CHUNK = 1024  # event pairs per chunk on CUDA
+MAX_GPU_CHUNK = 1024  # iterations per chunk on CUDA
 STAT_GROWTH = 1.25  # recompute the median CI only after the sample count grew by this factor
 MAX_WARMUP_BATCH = 1024  # GPU warm-up calls between synchronizations
 
@@ -51,6 +52,7 @@ class Budget:
     max_iterations: int = 1_000_000
     target_rel_ci: float = 0.01  # 0 disables early stop: stop as soon as the minimums are met
     keep_samples: int = 5000  # samples kept in the Timing record (evenly thinned beyond this)
+    flush_l2: bool = False  # CUDA: evict the L2 before each timed iteration (triton do_bench's condition)
 
     def __post_init__(self) -> None:
         for name in ("warmup_s", "min_time_s", "target_rel_ci"):
@@ -208,50 +210,129 @@ class CudaEvent(Protocol):
     def elapsed_time(self, end_event: Any) -> float: ...  # milliseconds
 
 
+Record = Callable[[Any], object]  # records one event mark on the timed stream
+
+
 @dataclass(frozen=True)
 class CudaApi:
-    """The seam to torch.cuda: real in ``measure``; unit tests on CPU hosts pass a named fake."""
+    """The seam to CUDA: real in ``measure``; unit tests on CPU hosts pass a named fake.
+
+    ``recorder(stream)`` returns ``(mark, record)``: ``mark(event)`` turns an event into what the
+    timed loop hands to ``record`` (the event itself, or a raw driver handle), outside the loop.
+    ``make_flush()`` returns a call that evicts the L2 cache on the current stream.
+    """
 
     make_event: Callable[[], CudaEvent]
     stream_context: Callable[[Any], AbstractContextManager[Any]]
     is_default_stream: Callable[[Any], bool]
+    recorder: Callable[[Any], tuple[Callable[[CudaEvent], Any], Record]] | None = None
+    make_flush: Callable[[], Callable[[], object]] | None = None
+    name: str = "torch"  # which event-record path the loop uses, for reports
 
 
-def torch_cuda_api() -> CudaApi:
+def _torch_recorder(stream: Any) -> tuple[Callable[[CudaEvent], Any], Record]:
+    def record(event: Any) -> None:
+        event.record(stream)
+
+    return (lambda event: event), record
+
+
+def _driver_recorder(stream: Any) -> tuple[Callable[[CudaEvent], Any], Record]:
+    """cuEventRecord straight from cuda-bindings: about half the host cost of torch's Event.record.
+
+    torch creates an event's handle on its first record, so ``mark`` records once through torch.
+    """
+    from cuda.bindings import driver
+
+    raw_stream = driver.CUstream(int(stream.cuda_stream))
+    cu_record = driver.cuEventRecord
+
+    def mark(event: Any) -> Any:
+        event.record(stream)
+        return driver.CUevent(int(event.cuda_event))
+
+    def record(handle: Any) -> object:
+        return cu_record(handle, raw_stream)
+
+    return mark, record
+
+
+def _driver_recorder_works(stream: Any, make_event: Callable[[], CudaEvent]) -> bool:
+    """Self-test of the cuda-bindings path on this host: two raw records give a sane interval."""
+    try:
+        from cuda.bindings import driver
+
+        mark, record = _driver_recorder(stream)
+        first, second = make_event(), make_event()
+        handles = [mark(first), mark(second)]
+        stream.synchronize()
+        results: list[Any] = [record(h) for h in handles]
+        second.synchronize()
+        ok = all(r[0] == driver.CUresult.CUDA_SUCCESS for r in results)
+        return ok and first.elapsed_time(second) >= 0
+    except Exception:  # not installed, or a driver/bindings mismatch: torch's path always works
+        return False
+
+
+def torch_cuda_api(stream: Any = None) -> CudaApi:
+    """The real seam. With ``stream``, prefer cuda-bindings' raw event record when it self-tests."""
     import torch
 
-    def is_default(stream: Any) -> bool:
-        return bool(stream == torch.cuda.default_stream(stream.device))
+    def is_default(s: Any) -> bool:
+        return bool(s == torch.cuda.default_stream(s.device))
+
+    def make_flush() -> Callable[[], object]:
+        # Larger than any L2 so far, as triton's do_bench (256 MB) does; zeroing it evicts the cache.
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        size = max(256 * 2**20, 2 * int(getattr(props, "L2_cache_size", 0) or 0))
+        buffer = torch.empty(size, dtype=torch.int8, device="cuda")
+        return buffer.zero_
 
     event: Any = torch.cuda.Event  # untyped constructor in torch's stubs
+
+    def make_event() -> CudaEvent:
+        made: CudaEvent = event(enable_timing=True)
+        return made
+
+    fast = stream is not None and _driver_recorder_works(stream, make_event)
     return CudaApi(
-        make_event=lambda: event(enable_timing=True),
+        make_event=make_event,
         stream_context=torch.cuda.stream,
         is_default_stream=is_default,
+        recorder=_driver_recorder if fast else _torch_recorder,
+        make_flush=make_flush,
+        name="cuda-bindings" if fast else "torch",
     )
 
 
 class _EventPool:
-    """Start/end event pairs, created in whole chunks outside the timed loop and reused."""
+    """Events with their marks, created in whole chunks outside the timed loop and reused."""
 
-    def __init__(self, make_event: Callable[[], CudaEvent]) -> None:
-        self._make = make_event
-        self._free: list[tuple[CudaEvent, CudaEvent]] = []
+    def __init__(self, make_event: Callable[[], CudaEvent], mark: Callable[[CudaEvent], Any]) -> None:
+        self._make, self._mark = make_event, mark
+        self._free: list[tuple[CudaEvent, Any]] = []
 
-    def take(self, k: int) -> list[tuple[CudaEvent, CudaEvent]]:
+    def take(self, k: int) -> list[tuple[CudaEvent, Any]]:
         while len(self._free) < k:
-            self._free.append((self._make(), self._make()))
+            made = self._make()
+            self._free.append((made, self._mark(made)))
         taken, self._free = self._free[:k], self._free[k:]
         return taken
 
-    def give(self, pairs: list[tuple[CudaEvent, CudaEvent]]) -> None:
-        self._free.extend(pairs)
+    def give(self, events: list[tuple[CudaEvent, Any]]) -> None:
+        self._free.extend(events)
 
 
-def _read_ns(pairs: list[tuple[CudaEvent, CudaEvent]]) -> IntArray:
-    """Wait for the chunk's last event, then read every pair's GPU time (ms → ns)."""
-    pairs[-1][1].synchronize()
-    return np.fromiter((round(s.elapsed_time(e) * 1e6) for s, e in pairs), dtype=np.int64, count=len(pairs))
+def _read_ns(events: list[tuple[CudaEvent, Any]], paired: bool) -> IntArray:
+    """Wait for the chunk's last event, then read each iteration's GPU time (ms → ns).
+
+    Shared boundaries: k iterations between k + 1 events. Paired: (start, end) per iteration.
+    """
+    plain = [event for event, _ in events]
+    plain[-1].synchronize()
+    starts, ends = (plain[0::2], plain[1::2]) if paired else (plain[:-1], plain[1:])
+    return np.fromiter((round(s.elapsed_time(e) * 1e6) for s, e in zip(starts, ends)), dtype=np.int64,
+                       count=len(ends))
 
 
 def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tuple[int, float]:
@@ -274,18 +355,36 @@ def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tupl
         batch = min(2 * batch, MAX_WARMUP_BATCH)
 
 
-def _enqueue_chunk(
-    fn: Callable[[], object], stream: Any, pairs: list[tuple[CudaEvent, CudaEvent]], enqueue: list[int]
-) -> None:
-    """The timed loop: events around each call, host enqueue time around the call alone, no sync."""
+def _enqueue_shared(fn: Callable[[], object], record: Record, marks: list[Any], enqueue: list[int]) -> None:
+    """The warm timed loop: one event per call, each ending one iteration and starting the next.
+
+    The chunk opens with its own event, so host work between chunks never lands in a sample.
+    """
     clock = time.perf_counter_ns
     append = enqueue.append
-    for start, end in pairs:
-        start.record(stream)
+    record(marks[0])
+    for mark in marks[1:]:
         t0 = clock()
         fn()
         t1 = clock()
-        end.record(stream)
+        record(mark)
+        append(t1 - t0)
+
+
+def _enqueue_cold(
+    fn: Callable[[], object], record: Record, marks: list[Any], enqueue: list[int], flush: Callable[[], object]
+) -> None:
+    """The cold-L2 loop: flush, then an event pair around the call (the flush stays outside)."""
+    clock = time.perf_counter_ns
+    append = enqueue.append
+    pairs = iter(marks)
+    for start, end in zip(pairs, pairs):
+        flush()
+        record(start)
+        t0 = clock()
+        fn()
+        t1 = clock()
+        record(end)
         append(t1 - t0)
 
 
@@ -300,40 +399,51 @@ def measure_events(
     _check_batch_size(batch_size)
     if stream is None or api.is_default_stream(stream):
         raise ValueError("stream must be a non-default torch.cuda.Stream (DESIGN.md rule 3)")
+    cold = budget.flush_l2
+    if cold and api.make_flush is None:
+        raise ValueError("flush_l2 needs an api with make_flush")
     clock = time.perf_counter_ns
     stop = _StopRule(budget)
     with api.stream_context(stream):
-        warm_calls, warm_s = _warm_up_gpu(fn, budget.warmup_s, stream)
-        pool = _EventPool(api.make_event)
+        mark, record = (api.recorder or _torch_recorder)(stream)
+        flush = api.make_flush() if cold and api.make_flush else None
+        timed = fn if flush is None else _flushed(fn, flush)
+        warm_calls, warm_s = _warm_up_gpu(timed, budget.warmup_s, stream)
+        pool = _EventPool(api.make_event, mark)
         samples, enqueue = _Samples(), _Samples()
         chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_GPU_CHUNK, 0)
-        pending: list[tuple[CudaEvent, CudaEvent]] = []
+        pending: list[tuple[CudaEvent, Any]] = []
         submitted = 0
         reason = None
         stream.synchronize()
         begin = clock()
         while reason is None:
-            pairs = pool.take(min(chunk, budget.max_iterations - submitted))
+            k = min(chunk, budget.max_iterations - submitted)
+            events = pool.take(2 * k if cold else k + 1)
             host: list[int] = []
-            _enqueue_chunk(fn, stream, pairs, host)
-            submitted += len(pairs)
+            marks = [m for _, m in events]
+            if flush is None:
+                _enqueue_shared(fn, record, marks, host)
+            else:
+                _enqueue_cold(fn, record, marks, host, flush)
+            submitted += k
             enqueue.extend(np.asarray(host, dtype=np.int64))
             if pending:
-                done = _read_ns(pending)
+                done = _read_ns(pending, cold)
                 samples.extend(done)
                 pool.give(pending)
                 per_call = max(float(done.mean()), float(np.mean(host))) * NS
-                chunk = _next_chunk(per_call, MAX_GPU_CHUNK, len(pairs))
+                chunk = _next_chunk(per_call, MAX_GPU_CHUNK, k)
             else:
-                chunk = _next_chunk(float(np.mean(host)) * NS, MAX_GPU_CHUNK, len(pairs))
-            pending = pairs
+                chunk = _next_chunk(float(np.mean(host)) * NS, MAX_GPU_CHUNK, k)
+            pending = events
             reason = stop(samples, submitted, (clock() - begin) * NS)
         stream.synchronize()
         wall_s = (clock() - begin) * NS
-        samples.extend(_read_ns(pending))
+        samples.extend(_read_ns(pending, cold))
     seconds = samples.seconds()
     return Timing(
-        clock="cuda-event",
+        clock="cuda-event-cold-l2" if cold else "cuda-event",
         samples=_thin(seconds, budget.keep_samples),
         stats=summarize(seconds, batch_size, wall_s),
         warmup_iterations=warm_calls,
@@ -342,6 +452,14 @@ def measure_events(
         stop_reason=reason,
         enqueue=summarize(enqueue.seconds(), batch_size, wall_s),
     )
+
+
+def _flushed(fn: Callable[[], object], flush: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        flush()
+        fn()
+
+    return run
 
 
 # ------------------------------------------------------------------------------------ public
@@ -358,7 +476,18 @@ def measure(
     _check_batch_size(batch_size)
     if stream is None:
         return _measure_cpu(fn, batch_size, budget)
-    return measure_events(fn, batch_size=batch_size, budget=budget, stream=stream, api=torch_cuda_api())
+    return measure_events(fn, batch_size=batch_size, budget=budget, stream=stream, api=cuda_api(stream))
+
+
+_APIS: dict[int, CudaApi] = {}
+
+
+def cuda_api(stream: Any) -> CudaApi:
+    """The real seam for ``stream``, self-tested once per device and reused."""
+    device = int(getattr(stream.device, "index", 0) or 0)
+    if device not in _APIS:
+        _APIS[device] = torch_cuda_api(stream)
+    return _APIS[device]
 
 
 def measure_throughput(

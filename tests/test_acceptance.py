@@ -54,6 +54,9 @@ def test_unsupported_combination_is_a_skip_with_its_reason(user_project):
         (["--trt-threshold", "lots"], "--trt-threshold: invalid value 'lots'*"),
         (["--trt-model", "no-such-model"], "--trt-model: unknown model 'no-such-model'; known models: *"),
         (["--trt-min-time", "3", "--trt-max-time", "1"], "--trt-min-time*not above --trt-max-time*"),
+        (["--trt-confirm", "-1"], "--trt-confirm: invalid value '-1'; expected a whole number >= 0"),
+        (["--trt-confirm", "twice"], "--trt-confirm: invalid value 'twice'; expected a whole number >= 0"),
+        (["--trt-l2", "lukewarm"], "--trt-l2: invalid value 'lukewarm'; expected *warm, cold"),
     ],
 )
 def test_bad_options_are_usage_errors_without_traceback(user_project, args, message):

@@ -221,6 +221,55 @@ def test_failed_case_after_a_timed_baseline_regresses() -> None:
     assert "status ok → oom" in verdict.message
 
 
+def _rejudger(base: Baseline, *medians: float) -> tuple[Any, list[float]]:
+    """A stand-in for re-measuring: judges fresh samples at the given medians, in order."""
+    asked: list[float] = []
+
+    def rejudge() -> Verdict:
+        median = medians[len(asked)]
+        asked.append(median)
+        return gate.judge(result(samples(median, seed=10 + len(asked))), base, env())
+
+    return rejudge, asked
+
+
+def test_an_unconfirmed_slowdown_passes_and_says_why() -> None:
+    base = make_baseline((result(samples(1e-3, seed=1)), env()))
+    first = gate.judge(result(samples(1.3e-3, seed=2)), base, env())
+    assert first.outcome == gate.REGRESSION
+    rejudge, asked = _rejudger(base, 1.0e-3)
+    verdict = gate.confirm(first, rejudge, attempts=2)
+    assert asked == [1.0e-3]  # stops at the first re-measurement that does not regress
+    assert verdict.outcome == gate.PASS and not verdict.failed
+    assert verdict.ratio == pytest.approx(1.3, rel=0.02)  # the first measurement's numbers are kept
+    assert verdict.confirmations == [pytest.approx(1.0, rel=0.02)]
+    assert verdict.message.startswith("PASS digits-cnn-onnxruntime-fp32-bs8: slowdown ×1.3")
+    assert "not confirmed: re-measured ×1.0" in verdict.message and "\n" not in verdict.message
+
+
+def test_a_confirmed_slowdown_still_fails() -> None:
+    base = make_baseline((result(samples(1e-3, seed=1)), env()))
+    first = gate.judge(result(samples(1.3e-3, seed=2)), base, env())
+    rejudge, asked = _rejudger(base, 1.28e-3, 1.31e-3)
+    verdict = gate.confirm(first, rejudge, attempts=2)
+    assert asked == [1.28e-3, 1.31e-3]
+    assert verdict.outcome == gate.REGRESSION
+    assert "confirmed by 2 re-measurement(s): ×1.28" in verdict.message
+
+
+def test_confirmation_is_skipped_when_off_or_not_about_timing() -> None:
+    base = make_baseline((result(samples(1e-3, seed=1), accuracy={"metric": "top1", "value": 0.98}), env()))
+    rejudge, asked = _rejudger(base, 1.0e-3)
+    slow = gate.judge(result(samples(1.3e-3, seed=2)), base, env())
+    assert gate.confirm(slow, rejudge, attempts=0).outcome == gate.REGRESSION
+    passing = gate.judge(result(samples(1e-3, seed=3)), base, env())
+    assert gate.confirm(passing, rejudge, attempts=1).outcome == gate.PASS
+    worse = result(samples(1.3e-3, seed=2), accuracy={"metric": "top1", "value": 0.90})
+    both = gate.judge(worse, base, env(), max_accuracy_drop=0.01)
+    assert gate.confirm(both, rejudge, attempts=1).outcome == gate.REGRESSION  # accuracy fails regardless
+    assert asked == []
+
+
 def test_missing_lists_cases_not_run() -> None:
     base = make_baseline((result(samples(1e-3)), env()))
     assert gate.missing(base, [NODE]) == []

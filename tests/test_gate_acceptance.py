@@ -15,7 +15,18 @@ pytest.importorskip("torch")
 SLOW_CONFTEST = '''
 import os, time
 import pytest, torch
+import pytest_trt.bench
 from pytest_trt import ModelSpec
+
+# PYTEST_TRT_TEST_LATER_DELAY_MS: the delay once the gate re-measures (a machine that got quiet again).
+_state = {"remeasured": False}
+_remeasure = pytest_trt.bench.remeasure
+
+def remeasure(*args, **kwargs):
+    _state["remeasured"] = True
+    return _remeasure(*args, **kwargs)
+
+pytest_trt.bench.remeasure = remeasure
 
 class Delayed(torch.nn.Module):
     def __init__(self):
@@ -23,7 +34,9 @@ class Delayed(torch.nn.Module):
         self.lin = torch.nn.Linear(16, 4)
 
     def forward(self, x):
-        delay = float(os.environ.get("PYTEST_TRT_TEST_DELAY_MS", "0")) / 1000
+        later = _state["remeasured"] and "PYTEST_TRT_TEST_LATER_DELAY_MS" in os.environ
+        delay = float(os.environ.get("PYTEST_TRT_TEST_LATER_DELAY_MS" if later else "PYTEST_TRT_TEST_DELAY_MS",
+                                     "0")) / 1000
         end = time.perf_counter() + delay
         while time.perf_counter() < end:
             pass
@@ -67,6 +80,21 @@ def test_a_regressed_case_fails_its_own_test_and_junit_shows_it(project, tmp_pat
     assert 'failures="1"' in junit.read_text() and "REGRESSION" in junit.read_text()
     assert "REGRESSION" in md.read_text()
     assert json.loads(baseline.read_text()) == data  # comparing never writes the baseline
+
+
+def test_a_slowdown_that_a_re_measurement_does_not_confirm_passes(project, tmp_path, monkeypatch):
+    baseline = tmp_path / "base.json"
+    project.runpytest(*GATE, "--trt-save-baseline", str(baseline)).assert_outcomes(passed=1)
+    monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.5")  # slow at first ...
+    monkeypatch.setenv("PYTEST_TRT_TEST_LATER_DELAY_MS", "1.0")  # ... as fast as the baseline when re-measured
+    results = tmp_path / "results.json"
+    project.runpytest(*GATE, "--trt-baseline", str(baseline), "--trt-results", str(results)).assert_outcomes(
+        passed=1)
+    verdict = json.loads(results.read_text())["cases"][0]["verdict"]
+    assert verdict["outcome"] == "PASS" and verdict["ratio"] > 1.3
+    assert "not confirmed: re-measured" in verdict["message"] and len(verdict["confirmations"]) == 1
+    failed = project.runpytest(*GATE, "--trt-baseline", str(baseline), "--trt-confirm", "0")
+    failed.assert_outcomes(failed=1)  # without confirmation the first measurement decides
 
 
 def test_an_unchanged_case_passes_and_runs_append_to_the_baseline(project, tmp_path):

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -351,6 +352,32 @@ def test_gpu_events_match_a_sleep_kernel() -> None:
 
 
 @needs_gpu
+@alone_on_gpu
+def test_gpu_cold_l2_and_the_record_paths_agree_on_a_sleep_kernel() -> None:
+    """Both event-record paths (cuda-bindings where it self-tests, torch) and the cold-L2 loop time a
+    fixed-cycle kernel alike; a sleep kernel touches no memory, so flushing must not change it."""
+    import importlib.util
+
+    import torch
+
+    from pytest_trt.timing import cuda_api, measure_events, torch_cuda_api
+
+    cuda: Any = torch.cuda
+    stream = cuda.Stream()
+    if importlib.util.find_spec("cuda.bindings") is not None:
+        assert cuda_api(stream).name == "cuda-bindings", "cuda-bindings is installed but failed its self-test"
+    torch_api = replace(torch_cuda_api(), recorder=None)
+    budget = Budget(warmup_s=0.05, min_time_s=0.2, max_time_s=2.0)
+    fn = lambda: cuda._sleep(500_000)  # noqa: E731
+    fast = measure(fn, batch_size=1, budget=budget, stream=stream)
+    plain = measure_events(fn, batch_size=1, budget=budget, stream=stream, api=torch_api)
+    cold = measure(fn, batch_size=1, budget=replace(budget, flush_l2=True), stream=stream)
+    assert cold.clock == "cuda-event-cold-l2"
+    assert fast.stats.median == pytest.approx(plain.stats.median, rel=0.05)
+    assert cold.stats.median == pytest.approx(plain.stats.median, rel=0.05)
+
+
+@needs_gpu
 def test_gpu_transfer_split() -> None:
     import torch
 
@@ -370,3 +397,49 @@ def test_gpu_transfer_split() -> None:
     )
     assert set(split) == {"h2d_s", "compute_s", "d2h_s"}
     assert all(v > 0 for v in split.values())
+
+
+def test_cold_l2_flushes_before_each_call_outside_the_timed_interval() -> None:
+    cuda, stream = FakeCuda(), FakeStream()
+    flushes = 0
+
+    def flush() -> None:
+        nonlocal flushes
+        flushes += 1
+        stream.launch(1_000_000)  # a long flush kernel: must not show in any sample
+
+    api = replace(cuda.api(), make_flush=lambda: flush)
+    budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=300, max_iterations=300, target_rel_ci=0,
+                    flush_l2=True)
+    t = measure_events(lambda: stream.launch(7_000), batch_size=1, budget=budget, stream=stream, api=api)
+    assert t.clock == "cuda-event-cold-l2"
+    assert t.stats.n == 300 and flushes == 300
+    assert t.samples == pytest.approx([7e-6] * 300)
+
+
+def test_cold_l2_needs_a_flush() -> None:
+    cuda, stream = FakeCuda(), FakeStream()
+    with pytest.raises(ValueError, match="make_flush"):
+        measure_events(lambda: None, batch_size=1, budget=Budget(flush_l2=True), stream=stream, api=cuda.api())
+
+
+def test_a_custom_recorder_records_every_event_through_its_marks() -> None:
+    """The cuda-bindings path hands raw handles to its record call; the loop must use only those."""
+    cuda, stream = FakeCuda(), FakeStream()
+    recorded: list[int] = []
+
+    def recorder(s: Any) -> tuple[Any, Any]:
+        def mark(event: Any) -> Any:
+            return event  # stands for a raw handle
+
+        def record(handle: Any) -> None:
+            recorded.append(id(handle))
+            handle.record(s)
+
+        return mark, record
+
+    api = replace(cuda.api(), recorder=recorder)
+    budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=200, max_iterations=200, target_rel_ci=0)
+    t = measure_events(lambda: stream.launch(3_000), batch_size=1, budget=budget, stream=stream, api=api)
+    assert t.samples == pytest.approx([3e-6] * 200)
+    assert len(recorded) >= 201  # one per call, plus one opening each chunk
