@@ -5,25 +5,25 @@ Not a pytest test: a benchmark script whose output is the acceptance evidence of
     python benchmarks/gate_validation.py --device cpu --out benchmarks/results/gate_validation_cpu.json
     python benchmarks/gate_validation.py --device cuda --out $OUT/gate_validation_cuda.json
 
-Design. A set of small workloads is timed in *sessions*; a session times every workload once (in a
-shuffled order) under one condition: plain, or slowed by a calibrated fraction of extra work
-(3, 5, 10, 15 %). Each *block* holds three plain sessions and one session per slowdown, in a
-shuffled order, so conditions are interleaved in time and share the machine's drift. Comparisons
-always take the baseline from block b and the current run from block b + 1 (a later time):
+Design. Twenty workloads are timed in *sessions* by the project's own timing engine
+(``pytest_trt.timing.measure``: perf_counter on CPU, CUDA events on a non-default stream on GPU) with
+a fixed budget per case; a session times every workload once (in a shuffled order) under one
+condition: plain, or slowed by a calibrated fraction of extra work (3, 5, 10, 15 %). Each *block*
+holds several plain sessions and one session per slowdown, in a shuffled order, so conditions are
+interleaved in time and share the machine's drift. Comparisons always take the baseline from block
+b and the current run from block b + 1 (a later time):
 
 * A/A, single-run baseline: block b plain session i against block b+1 plain session i;
-* A/A, 3-run baseline: block b's three plain sessions against each plain session of block b+1;
+* A/A, 3-run baseline: block b's first three plain sessions against each plain session of block b+1;
 * injected: the same baselines against block b+1's slowed session.
 
-Every comparison is judged by ``pytest_trt.gate.judge`` (the gate's own code) and, on the same
-samples, by two alternative rules: pytest-benchmark's ``--benchmark-compare-fail=median:5%``
-(newest baseline run only, as pytest-benchmark compares against one saved run) and
-"ratio > 1 + t and one-sided Mann-Whitney p < alpha". The achieved slowdown of each level is
-measured, not assumed: the median of the slowed session over the mean median of the same block's
-plain sessions, per workload.
-
-The timer is one function argument (``timer(fn, n) -> seconds per call``), so the project's
-timing engine can replace the stand-in loops below.
+Every comparison is judged by ``pytest_trt.gate.judge`` (the gate's own code) at each threshold in
+``--thresholds``, then, as the plugin does with ``--trt-confirm 1``, a REGRESSION is confirmed by
+timing the same runner again right away and judging those samples (``gate.confirm``). On the same
+samples two other rules are scored: pytest-benchmark's ``--benchmark-compare-fail=median:T``
+(newest baseline run only, as pytest-benchmark compares against one saved run) and "ratio > 1 + T
+and one-sided Mann-Whitney p < alpha". The achieved slowdown of each level is measured, not
+assumed: the median of the slowed session over the mean median of the same block's plain sessions.
 """
 
 from __future__ import annotations
@@ -51,47 +51,40 @@ import numpy as np  # noqa: E402
 from scipy import stats as sstats  # noqa: E402
 
 from pytest_trt import gate  # noqa: E402
-from pytest_trt.baseline import Baseline, BaselineRun  # noqa: E402
+from pytest_trt.timing import Budget, measure  # noqa: E402
 
 Work = Callable[[], object]
-Timer = Callable[[Work, int], list[float]]
+Timer = Callable[[Work], list[float]]  # one case's samples (seconds) under the device's budget
 LEVELS = (0.03, 0.05, 0.10, 0.15)
-THRESHOLD = 0.05
 ALPHA = 0.01
-PLAIN_SESSIONS = 3
-CALL_TARGET_S = {"cpu": 500e-6, "cuda": 300e-6}  # one timed call; x samples = a case's measured time
+MULTI_RUNS = 3  # runs in the multi-run baseline
+# Budget per case: the plugin's defaults on CPU; on GPU the short budget of the zoo runs, so the
+# whole validation fits one device call. Plain sessions per block and blocks give >= 400 A/A pairs.
+DEVICE_PLAN: dict[str, dict[str, Any]] = {
+    "cpu": {"budget": Budget(warmup_s=0.2, min_time_s=1.0, max_time_s=5.0), "call_s": 500e-6,
+            "blocks": 8, "plain": 3, "thresholds": (0.05, 0.10)},
+    "cuda": {"budget": Budget(warmup_s=0.03, min_time_s=0.2, max_time_s=1.0, target_rel_ci=0), "call_s": 1e-3,
+             "blocks": 6, "plain": 4, "thresholds": (0.02, 0.03, 0.05)},
+}
 
 
 # ----------------------------------------------------------------------------- timers
-def perf_counter_timer(fn: Work, n: int) -> list[float]:
-    """Stand-in CPU timer: perf_counter_ns around each call, after a short warm-up."""
-    for _ in range(5):
-        fn()
-    clock = time.perf_counter_ns
-    out = []
-    for _ in range(n):
-        start = clock()
-        fn()
-        out.append((clock() - start) * 1e-9)
-    return out
+def engine_timer(device: str, budget: Budget) -> tuple[Timer, Callable[[Work, int], list[float]]]:
+    """The project's timing engine, as a case timer and as an n-call timer for calibration."""
+    stream: Any = None
+    if device == "cuda":
+        import torch
 
+        stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
 
-def cuda_event_timer(fn: Work, n: int) -> list[float]:
-    """Stand-in GPU timer: CUDA events around each call on a non-default stream."""
-    import torch
+    def case(fn: Work) -> list[float]:
+        return measure(fn, batch_size=1, budget=budget, stream=stream).samples
 
-    stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
-    with torch.cuda.stream(stream):
-        for _ in range(5):
-            fn()
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]  # type: ignore[no-untyped-call]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]  # type: ignore[no-untyped-call]
-        for start, end in zip(starts, ends, strict=True):
-            start.record(stream)
-            fn()
-            end.record(stream)
-    stream.synchronize()
-    return [s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends, strict=True)]
+    def calls(fn: Work, n: int) -> list[float]:
+        fixed = Budget(warmup_s=0.02, min_time_s=0.0, min_iterations=n, max_iterations=n, target_rel_ci=0)
+        return measure(fn, batch_size=1, budget=fixed, stream=stream).samples
+
+    return case, calls
 
 
 # ----------------------------------------------------------------------------- workloads
@@ -138,49 +131,52 @@ def cpu_workloads() -> dict[str, Work]:
 
 
 def cuda_workloads() -> dict[str, Work]:
-    """Twenty small GPU workloads of roughly 20-500 µs of device time, a few kernels each."""
+    """Twenty GPU workloads whose kernels each run >= ~50 µs, so the GPU, not Python's launch cost,
+    sets the pace (a 1 ms call is then a handful of launches, and the queue stays full)."""
     import torch
 
     dev = torch.device("cuda")
     g = torch.Generator(device=dev).manual_seed(0)
+    f16, bf16, f32 = torch.float16, torch.bfloat16, torch.float32
+    F = torch.nn.functional
 
-    def t(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def t(*shape: int, dtype: torch.dtype = f32) -> torch.Tensor:
         return torch.randn(*shape, device=dev, dtype=dtype, generator=g)
 
-    m = {
-        (k, dt): (t(k, k, dtype=dt), t(k, k, dtype=dt))
-        for k in (1024, 1536, 2048, 4096)  # fp32 4096 (~3 ms on an H100) is left out below
-        for dt in (torch.float32, torch.float16)
-        if (k, dt) != (4096, torch.float32)
-    }
-    img = t(32, 64, 56, 56)
-    weight = t(64, 64, 3, 3)
-    img16, weight16 = img.half(), weight.half()
-    seq = t(64, 512, 768)
+    mm = {(k, dt): (t(k, k, dtype=dt), t(k, k, dtype=dt)) for k, dt in
+          ((2048, f32), (3072, f32), (4096, f16), (6144, f16), (4096, bf16))}
+    img, weight = t(32, 64, 56, 56), t(64, 64, 3, 3)
+    img16 = t(64, 128, 56, 56, dtype=f16).to(memory_format=torch.channels_last)
+    weight16 = t(128, 128, 3, 3, dtype=f16).to(memory_format=torch.channels_last)
+    seq = t(64, 2048, 768)
+    scores = t(64, 1024, 1024)
     ln = torch.nn.LayerNorm(768, device=dev)
-    big = t(16_000_000)
-    idx = torch.randint(0, 16_000_000, (4_000_000,), device=dev, generator=g)
+    big = t(64_000_000)
+    idx = torch.randint(0, 64_000_000, (16_000_000,), device=dev, generator=g)
+    q, k, v = (t(8, 16, 2048, 64, dtype=f16) for _ in range(3))
+    a16, b16 = t(64, 512, 1024, dtype=f16), t(64, 1024, 512, dtype=f16)
+    pool_in = t(64, 64, 112, 112)
     work: dict[str, Work] = {
-        "mm-1024-fp32": lambda: m[(1024, torch.float32)][0] @ m[(1024, torch.float32)][1],
-        "mm-2048-fp32": lambda: m[(2048, torch.float32)][0] @ m[(2048, torch.float32)][1],
-        "mm-1536-fp32": lambda: m[(1536, torch.float32)][0] @ m[(1536, torch.float32)][1],
-        "mm-1024-fp16": lambda: m[(1024, torch.float16)][0] @ m[(1024, torch.float16)][1],
-        "mm-2048-fp16": lambda: m[(2048, torch.float16)][0] @ m[(2048, torch.float16)][1],
-        "mm-4096-fp16": lambda: m[(4096, torch.float16)][0] @ m[(4096, torch.float16)][1],
-        "conv3x3-fp32": lambda: torch.nn.functional.conv2d(img, weight, padding=1),
-        "conv3x3-fp16": lambda: torch.nn.functional.conv2d(img16, weight16, padding=1),
-        "softmax": lambda: torch.softmax(seq, dim=-1),
+        "mm-2048-fp32": lambda: torch.mm(*mm[(2048, f32)]),
+        "mm-3072-fp32": lambda: torch.mm(*mm[(3072, f32)]),
+        "mm-4096-fp16": lambda: torch.mm(*mm[(4096, f16)]),
+        "mm-6144-fp16": lambda: torch.mm(*mm[(6144, f16)]),
+        "mm-4096-bf16": lambda: torch.mm(*mm[(4096, bf16)]),
+        "bmm-fp16": lambda: torch.bmm(a16, b16),
+        "conv3x3-fp32": lambda: F.conv2d(img, weight, padding=1),
+        "conv3x3-fp16-nhwc": lambda: F.conv2d(img16, weight16, padding=1),
+        "sdpa-fp16": lambda: F.scaled_dot_product_attention(q, k, v),
+        "softmax-256mb": lambda: torch.softmax(scores, dim=-1),
         "layernorm": lambda: ln(seq),
-        "gelu": lambda: torch.nn.functional.gelu(seq),
-        "add-16m": lambda: big + 1.0,
-        "mul-16m": lambda: big * big,
-        "sum-16m": lambda: big.sum(),
-        "cumsum-16m": lambda: big.cumsum(0),
+        "gelu": lambda: F.gelu(seq),
+        "add-64m": lambda: big + 1.0,
+        "mul-64m": lambda: big * big,
+        "sum-64m": lambda: big.sum(),
+        "cumsum-16m": lambda: big[:16_000_000].cumsum(0),
         "sort-4m": lambda: big[:4_000_000].sort(),
-        "topk-16m": lambda: big.topk(16),
-        "gather-4m": lambda: big[idx],
-        "maxpool": lambda: torch.nn.functional.max_pool2d(img, 2),
-        "bmm-fp16": lambda: torch.bmm(seq[:, :, :64].half(), seq[:, :64, :].half()),
+        "topk-64m": lambda: big.topk(16),
+        "gather-16m": lambda: big[idx],
+        "maxpool": lambda: F.max_pool2d(pool_in, 2),
     }
     torch.cuda.synchronize()  # inputs are filled on the default stream; the timer uses its own
     return work
@@ -218,7 +214,7 @@ def scale_workloads(setup: Setup, target_s: float) -> dict[str, int]:
     """Repeat each workload so one call lasts about ``target_s``: cases as long as real models'."""
     repeats = {}
     for name, fn in list(setup.workloads.items()):
-        single = statistics.median(setup.timer(fn, 50))
+        single = statistics.median(setup.calls(fn, 30))
         repeats[name] = max(1, round(target_s / max(single, 1e-9)))
         setup.workloads[name] = repeated(fn, repeats[name])
     return repeats
@@ -235,48 +231,71 @@ def slowed(fn: Work, extra: Work) -> Work:
 @dataclass
 class Setup:
     device: str
-    timer: Timer
+    case: Timer  # one case under the budget, as the plugin times it
+    calls: Callable[[Work, int], list[float]]  # n calls, for sizing and calibration
     workloads: dict[str, Work]
     make_extra: Callable[[int], Work]
-    samples: int
     blocks: int
+    plain: int
+    thresholds: tuple[float, ...]
+
+    @property
+    def plains(self) -> list[str]:
+        return [f"P{i + 1}" for i in range(self.plain)]
 
 
 def calibrate(setup: Setup, name: str) -> dict[float, tuple[int, float]]:
     """Units of extra work that raise the workload's median by each level: {level: (units, achieved)}."""
-    fn, n = setup.workloads[name], 100
-    base = statistics.median(setup.timer(fn, n))
-    probe_units = 2048 if setup.device == "cpu" else 1 << 20
-    per_unit = max(statistics.median(setup.timer(setup.make_extra(probe_units), n)) / probe_units, 1e-15)
+    fn, n = setup.workloads[name], 60
+    base = statistics.median(setup.calls(fn, n))
+    probe_units = 2048 if setup.device == "cpu" else 1 << 22
+    per_unit = max(statistics.median(setup.calls(setup.make_extra(probe_units), n)) / probe_units, 1e-15)
     return {lvl: _calibrate_level(setup, fn, n, lvl, max(int(lvl * base / per_unit), 1)) for lvl in LEVELS}
 
 
 def _calibrate_level(setup: Setup, fn: Work, n: int, fraction: float, units: int) -> tuple[int, float]:
     achieved = 0.0
     for _ in range(3):  # correct the additive estimate by measuring the combined runner
-        combined = statistics.median(setup.timer(slowed(fn, setup.make_extra(units)), n))
-        plain = statistics.median(setup.timer(fn, n))
+        combined = statistics.median(setup.calls(slowed(fn, setup.make_extra(units)), n))
+        plain = statistics.median(setup.calls(fn, n))
         achieved = combined / plain - 1
-        if abs(achieved - fraction) <= 0.15 * fraction or achieved <= 0:
+        if abs(achieved - fraction) <= 0.1 * fraction or achieved <= 0:
             break
         units = max(int(units * fraction / achieved), 1)
     return units, achieved
 
 
 # ----------------------------------------------------------------------------- data collection
-Samples = dict[tuple[int, str, str], list[float]]  # (block, session, workload) -> seconds
+Key = tuple[int, str, str]  # (block, session, workload)
+Samples = dict[Key, list[float]]  # seconds
 
 
-def collect(setup: Setup, units: dict[tuple[str, float], int], seed: int) -> Samples:
+def baselines(setup: Setup, data: Samples, key: Key) -> dict[str, list[list[float]]]:
+    """The baselines a current run at ``key`` is compared with: always from the previous block."""
+    block, session, name = key
+    prev = [data[(block - 1, p, name)] for p in setup.plains]
+    own = session if session in setup.plains else setup.plains[(block - 1) % setup.plain]
+    return {"single": [data[(block - 1, own, name)]], "multi": prev[:MULTI_RUNS]}
+
+
+def regresses(setup: Setup, current: Sequence[float], runs: list[list[float]]) -> dict[float, bool]:
+    comparison = gate.compare_samples(current, runs, ALPHA)
+    return {t: gate.decide(comparison, t) == gate.REGRESSION for t in setup.thresholds}
+
+
+def collect(setup: Setup, units: dict[tuple[str, float], int], seed: int) -> tuple[Samples, Samples]:
+    """Time every session; a run the gate finds regressed (any threshold, either baseline) is timed
+    again at once, as ``--trt-confirm 1`` does in the plugin. Returns (runs, confirmation runs)."""
     rng = random.Random(seed)
-    sessions = [f"P{i + 1}" for i in range(PLAIN_SESSIONS)] + [f"S{lvl:g}" for lvl in LEVELS]
+    sessions = setup.plains + [f"S{lvl:g}" for lvl in LEVELS]
     runners: dict[tuple[str, str], Work] = {}
     for name, fn in setup.workloads.items():
-        for i in range(PLAIN_SESSIONS):
-            runners[(f"P{i + 1}", name)] = fn
+        for p in setup.plains:
+            runners[(p, name)] = fn
         for lvl in LEVELS:
             runners[(f"S{lvl:g}", name)] = slowed(fn, setup.make_extra(units[(name, lvl)]))
-    out: Samples = {}
+    data: Samples = {}
+    confirm: Samples = {}
     names = list(setup.workloads)
     for block in range(setup.blocks):
         order = sessions[:]
@@ -284,42 +303,39 @@ def collect(setup: Setup, units: dict[tuple[str, float], int], seed: int) -> Sam
         for session in order:
             rng.shuffle(names)
             for name in names:
-                out[(block, session, name)] = setup.timer(runners[(session, name)], setup.samples)
-        print(f"  block {block + 1}/{setup.blocks} timed", file=sys.stderr, flush=True)
-    return out
+                key = (block, session, name)
+                data[key] = setup.case(runners[(session, name)])
+                if block and any(any(regresses(setup, data[key], runs).values())
+                                 for runs in baselines(setup, data, key).values()):
+                    confirm[key] = setup.case(runners[(session, name)])
+        print(f"  block {block + 1}/{setup.blocks} timed, {len(confirm)} re-measured so far",
+              file=sys.stderr, flush=True)
+    return data, confirm
 
 
 # ----------------------------------------------------------------------------- judging
-HW = {"hardware": {"kind": "bench"}, "software": {}}
+RULES = ("gate", "gate_confirmed", "mwu", "pb_median")
 
 
-def judge(current: Sequence[float], baseline_runs: Sequence[Sequence[float]]) -> dict[str, bool]:
-    """Decisions of the three rules on the same samples."""
-    runs = [BaselineRun(f"r{i}", "", HW, {"w": _entry(s)}) for i, s in enumerate(baseline_runs)]
-    verdict = gate.judge(
-        {"nodeid": "w", "case_id": "w", "status": "ok", "timing": {"samples": list(current)}, "flags": []},
-        Baseline("<memory>", runs),
-        HW,
-        threshold=THRESHOLD,
-        alpha=ALPHA,
-    )
-    assert verdict.ratio is not None and verdict.p_value is not None and verdict.run_spread is not None
-    newest = statistics.median(baseline_runs[-1])
+def decisions(
+    current: Sequence[float], runs: list[list[float]], again: Sequence[float] | None, threshold: float
+) -> dict[str, bool]:
+    """The four rules on the same samples. ``again``: the confirmation run, if one was taken."""
+    comparison = gate.compare_samples(current, runs, ALPHA)
+    fired = gate.decide(comparison, threshold) == gate.REGRESSION
+    confirmed = False
+    if fired and again is not None:
+        confirmed = gate.decide(gate.compare_samples(again, runs, ALPHA), threshold) == gate.REGRESSION
+    newest = statistics.median(runs[-1])
     return {
-        "gate": verdict.outcome == gate.REGRESSION,
-        "mwu": verdict.ratio > 1 + THRESHOLD
-        and verdict.p_value < ALPHA
-        and verdict.ratio > verdict.run_spread
-        and statistics.median(current) > max(map(statistics.median, baseline_runs)) * (1 + THRESHOLD),
-        "pb_median5": statistics.median(current) > newest * (1 + THRESHOLD),
+        "gate": fired,
+        "gate_confirmed": confirmed,
+        "mwu": comparison.ratio > 1 + threshold
+        and comparison.p_slower < ALPHA
+        and comparison.ratio > comparison.spread
+        and comparison.current_median > comparison.slowest * (1 + threshold),
+        "pb_median": statistics.median(current) > newest * (1 + threshold),
     }
-
-
-def _entry(samples: Sequence[float]) -> dict[str, Any]:
-    return {"case": {}, "case_id": "w", "status": "ok", "samples": list(samples), "stats": None, "flags": []}
-
-
-RULES = ("gate", "mwu", "pb_median5")
 
 
 def rate(hits: int, n: int) -> dict[str, Any]:
@@ -327,35 +343,27 @@ def rate(hits: int, n: int) -> dict[str, Any]:
     return {"hits": hits, "n": n, "rate": hits / n if n else None, "ci95": [ci.low, ci.high] if ci else None}
 
 
-def evaluate(data: Samples, setup: Setup) -> dict[str, Any]:
-    names = sorted(setup.workloads)
-    plains = [f"P{i + 1}" for i in range(PLAIN_SESSIONS)]
-    Pair = tuple[str, list[float], list[list[float]]]
-    pairs: dict[str, list[Pair]] = {}
-    for b in range(setup.blocks - 1):
-        for name in names:
-            base_runs = [data[(b, p, name)] for p in plains]
-            for i, p in enumerate(plains):
-                pairs.setdefault("aa_single", []).append((name, data[(b + 1, p, name)], [base_runs[i]]))
-                pairs.setdefault("aa_multi", []).append((name, data[(b + 1, p, name)], base_runs))
-            for lvl in LEVELS:
-                cur = data[(b + 1, f"S{lvl:g}", name)]
-                single = [base_runs[b % PLAIN_SESSIONS]]  # one plain run, rotating over blocks
-                pairs.setdefault(f"slow{lvl:g}_single", []).append((name, cur, single))
-                pairs.setdefault(f"slow{lvl:g}_multi", []).append((name, cur, base_runs))
+def evaluate(data: Samples, confirm: Samples, setup: Setup) -> dict[str, Any]:
+    """{threshold: {comparison: {rule: rate}}} over every current run of blocks 1..n-1."""
     results: dict[str, Any] = {}
-    for key, items in pairs.items():
-        hits = dict.fromkeys(RULES, 0)
-        by_workload: dict[str, dict[str, int]] = {}
-        for name, cur, base in items:
-            for rule, fired in judge(cur, base).items():
-                hits[rule] += int(fired)
-                if fired:
-                    by_workload.setdefault(rule, {}).setdefault(name, 0)
-                    by_workload[rule][name] += 1
-        results[key] = {rule: rate(hits[rule], len(items)) for rule in RULES}
-        if key.startswith("aa_"):
-            results[key]["false_alarms_by_workload"] = by_workload
+    for threshold in setup.thresholds:
+        hits: dict[str, dict[str, int]] = {}
+        counts: dict[str, int] = {}
+        alarms: dict[str, dict[str, int]] = {}
+        for key in sorted(k for k in data if k[0] > 0):
+            _, session, name = key
+            kind = "aa" if session in setup.plains else f"slow{session[1:]}"
+            for base_kind, runs in baselines(setup, data, key).items():
+                label = f"{kind}_{base_kind}"
+                counts[label] = counts.get(label, 0) + 1
+                for rule, fired in decisions(data[key], runs, confirm.get(key), threshold).items():
+                    hits.setdefault(label, dict.fromkeys(RULES, 0))[rule] += int(fired)
+                    if fired and kind == "aa":
+                        per = alarms.setdefault(f"{label}/{rule}", {})
+                        per[name] = per.get(name, 0) + 1
+        table = {label: {rule: rate(hits[label][rule], counts[label]) for rule in RULES} for label in counts}
+        table["false_alarms_by_workload"] = alarms
+        results[f"{threshold:g}"] = table
     return results
 
 
@@ -367,9 +375,7 @@ def achieved_slowdowns(data: Samples, setup: Setup) -> dict[str, Any]:
         for name in setup.workloads:
             ratios = []
             for b in range(setup.blocks):
-                plain = statistics.fmean(
-                    statistics.median(data[(b, f"P{i + 1}", name)]) for i in range(PLAIN_SESSIONS)
-                )
+                plain = statistics.fmean(statistics.median(data[(b, p, name)]) for p in setup.plains)
                 ratios.append(statistics.median(data[(b, f"S{lvl:g}", name)]) / plain - 1)
             per_workload[name] = statistics.median(ratios)
         values = list(per_workload.values())
@@ -384,20 +390,27 @@ def achieved_slowdowns(data: Samples, setup: Setup) -> dict[str, Any]:
 
 
 def aa_noise(data: Samples, setup: Setup) -> dict[str, float]:
-    """Spread of A/A median ratios (block b+1 vs block b, same plain session)."""
-    ratios = [
+    """Spread of A/A median ratios (block b+1 vs block b, same plain session), and within a block."""
+    between = [
         statistics.median(data[(b + 1, p, n)]) / statistics.median(data[(b, p, n)])
         for b in range(setup.blocks - 1)
-        for p in ("P1", "P2", "P3")
+        for p in setup.plains
         for n in setup.workloads
     ]
-    logs = np.log(ratios)
+    logs = np.log(between)
     return {
         "ratio_p50": float(np.exp(np.median(logs))),
-        "ratio_p99": float(np.quantile(ratios, 0.99)),
-        "ratio_max": float(max(ratios)),
+        "ratio_p99": float(np.quantile(between, 0.99)),
+        "ratio_max": float(max(between)),
         "log_ratio_sd": float(np.std(logs)),
     }
+
+
+def confirmation_noise(data: Samples, confirm: Samples) -> dict[str, Any]:
+    """How far a confirmation run's median sits from the run it re-measures (A/A within seconds)."""
+    ratios = [statistics.median(confirm[k]) / statistics.median(data[k]) for k in confirm]
+    return {"count": len(ratios), "ratio_median": float(np.median(ratios)) if ratios else None,
+            "log_ratio_sd": float(np.std(np.log(ratios))) if ratios else None}
 
 
 # ----------------------------------------------------------------------------- report
@@ -426,99 +439,111 @@ def machine(device: str) -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    res, ach = report["results"], report["achieved_slowdown"]
-    rows = [
-        "| comparison | n | gate (CI rule) | MWU rule | pytest-benchmark median:5% |",
-        "|---|---|---|---|---|",
-    ]
+    ach = report["achieved_slowdown"]
+    out = []
+    for threshold, res in report["results"].items():
+        pct = f"{float(threshold):.0%}"
+        out += [
+            f"Threshold {pct}:",
+            "",
+            f"| comparison | n | gate | gate + confirmation | MWU rule | pytest-benchmark median:{pct} |",
+            "|---|---|---|---|---|---|",
+        ]
+        labels = [("aa_single", "A/A, 1-run baseline: false alarms"),
+                  ("aa_multi", f"A/A, {MULTI_RUNS}-run baseline: false alarms")]
+        for lvl in LEVELS:
+            a = ach[f"{lvl:g}"]
+            achieved = f"achieved {a['median']:+.1%}, {a['min']:+.1%}…{a['max']:+.1%}"
+            labels.append((f"slow{lvl:g}_single", f"+{lvl:.0%} injected ({achieved}), 1-run: detected"))
+            labels.append((f"slow{lvl:g}_multi", f"+{lvl:.0%} injected, {MULTI_RUNS}-run: detected"))
+        for key, label in labels:
+            r = res[key]
+            out.append(f"| {label} | {r['gate']['n']} | " + " | ".join(_cell(r[rule]) for rule in RULES) + " |")
+        out.append("")
+    return "\n".join(out)
 
-    def cell(r: dict[str, Any]) -> str:
-        low, high = r["ci95"]
-        return f"{r['rate']:.1%} ({r['hits']}; 95% CI {low:.1%}–{high:.1%})"
 
-    labels = [
-        ("aa_single", "A/A, 1-run baseline: false alarms"),
-        ("aa_multi", "A/A, 3-run baseline: false alarms"),
-    ]
-    for lvl in LEVELS:
-        a = ach[f"{lvl:g}"]
-        achieved = f"achieved {a['median']:+.1%}, {a['min']:+.1%}…{a['max']:+.1%}"
-        labels.append((f"slow{lvl:g}_single", f"+{lvl:.0%} injected ({achieved}), 1-run: detected"))
-        labels.append((f"slow{lvl:g}_multi", f"+{lvl:.0%} injected, 3-run: detected"))
-    for key, label in labels:
-        r = res[key]
-        rows.append(f"| {label} | {r['gate']['n']} | " + " | ".join(cell(r[rule]) for rule in RULES) + " |")
-    return "\n".join(rows)
+def _cell(r: dict[str, Any]) -> str:
+    low, high = r["ci95"]
+    return f"{r['rate']:.1%} ({r['hits']}; {low:.1%}–{high:.1%})"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
-    parser.add_argument("--quick", action="store_true", help="fewer blocks and samples (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="3 blocks, 6 workloads, 0.1 s cases (a smoke run)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--samples", type=int, help="samples per case (default: 250 on CPU, 300 on CUDA)")
     parser.add_argument("--dump-samples", type=Path, help="also write the raw samples (pickle) for study")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
+    plan = dict(DEVICE_PLAN[args.device])
+    if args.quick:
+        plan.update(blocks=3, budget=Budget(warmup_s=0.02, min_time_s=0.1, max_time_s=0.5, target_rel_ci=0))
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             parser.error("--device cuda: no CUDA GPU is available")
-        setup = Setup("cuda", cuda_event_timer, cuda_workloads(), cuda_extra, 300, 8)  # ~0.09 s a case
+        workloads, extra = cuda_workloads(), cuda_extra
     else:
-        setup = Setup("cpu", perf_counter_timer, cpu_workloads(), cpu_extra, 250, 8)  # ~0.13 s a case
+        workloads, extra = cpu_workloads(), cpu_extra
     if args.quick:
-        setup.samples, setup.blocks = 100, 3
-    setup.samples = args.samples or setup.samples
+        workloads = dict(list(workloads.items())[:6])
+    case, calls = engine_timer(args.device, plan["budget"])
+    setup = Setup(args.device, case, calls, workloads, extra, plan["blocks"], plan["plain"], plan["thresholds"])
     info = machine(args.device)
-    repeats = scale_workloads(setup, CALL_TARGET_S[args.device])
+    repeats = scale_workloads(setup, plan["call_s"])
 
     print(f"calibrating extra work for {len(setup.workloads)} workloads...", file=sys.stderr, flush=True)
     units, calibration = {}, {}
     for name in setup.workloads:
         for lvl, (unit_count, achieved) in calibrate(setup, name).items():
             units[(name, lvl)], calibration[f"{name}@{lvl:g}"] = unit_count, achieved
-    data = collect(setup, units, args.seed)
+    calibrated_s = time.perf_counter() - started
+    data, confirm = collect(setup, units, args.seed)
     timed_s = time.perf_counter() - started
     if args.dump_samples:
         import pickle
 
-        args.dump_samples.write_bytes(
-            pickle.dumps({"data": data, "blocks": setup.blocks, "workloads": sorted(setup.workloads)})
-        )
+        args.dump_samples.write_bytes(pickle.dumps({"data": data, "confirm": confirm, "plains": setup.plains,
+                                                    "blocks": setup.blocks, "workloads": sorted(setup.workloads)}))
     print("judging...", file=sys.stderr, flush=True)
+    budget = plan["budget"]
     report = {
         "device": args.device,
         "quick": args.quick,
         "machine": info,
         "config": {
             "workloads": len(setup.workloads),
-            "samples_per_case": setup.samples,
+            "budget": {"warmup_s": budget.warmup_s, "min_time_s": budget.min_time_s,
+                       "max_time_s": budget.max_time_s, "target_rel_ci": budget.target_rel_ci},
+            "timer": "pytest_trt.timing.measure",
             "blocks": setup.blocks,
-            "plain_sessions_per_block": PLAIN_SESSIONS,
+            "plain_sessions_per_block": setup.plain,
+            "multi_run_baseline_runs": MULTI_RUNS,
             "levels": LEVELS,
-            "threshold": THRESHOLD,
+            "thresholds": setup.thresholds,
             "alpha": ALPHA,
-            "timer": setup.timer.__name__,
-            "call_target_s": CALL_TARGET_S[args.device],
+            "call_target_s": plan["call_s"],
             "repeats": repeats,
         },
+        "samples_per_case_median": statistics.median(len(v) for v in data.values()),
         "workload_median_s": {n: statistics.median(data[(0, "P1", n)]) for n in sorted(setup.workloads)},
         "calibration_achieved": calibration,
         "achieved_slowdown": achieved_slowdowns(data, setup),
         "aa_noise": aa_noise(data, setup),
-        "results": evaluate(data, setup),
+        "confirmation_noise": confirmation_noise(data, confirm),
+        "results": evaluate(data, confirm, setup),
     }
-    report["wall_s"] = {"timing": timed_s, "total": time.perf_counter() - started}
+    report["wall_s"] = {"calibration": calibrated_s, "timing": timed_s, "total": time.perf_counter() - started}
     if hasattr(os, "getloadavg"):
         info["loadavg_end"] = list(os.getloadavg())
     table = markdown(report)
     report["markdown"] = table
     print(table)
-    print(f"\nwall time {report['wall_s']['total']:.0f} s on {info.get('gpu') or info.get('cpu_model')}")
+    print(f"wall time {report['wall_s']['total']:.0f} s on {info.get('gpu') or info.get('cpu_model')}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -7,13 +7,16 @@ CPU: three numpy float32 matmuls (BLAS pinned to one thread) sized at start to a
 20 ms, timed by ``measure`` and by ``timeit.Timer.repeat`` (per-call median, both with number=1 and
 with ~2 ms blocks). CUDA: three fp16 matmuls sized to about 50 us, 1 ms and 50 ms, timed by
 ``measure`` (CUDA events), ``triton.testing.do_bench(return_mode="median")`` and
-``torch.utils.benchmark.Timer.blocked_autorange``. do_bench flushes L2 before every call; to make that
-fair, each workload cycles through enough operand sets that its working set exceeds twice the L2, so
-no timer sees warm operands (``--no-rotate`` turns this off to show the L2 effect).
+``torch.utils.benchmark.Timer.blocked_autorange``. Like is compared with like: our default (calls back
+to back) with torch's Timer, which also submits back to back, and our cold-L2 mode (``--trt-l2 cold``:
+the L2 is flushed before each call, outside the timed interval) with do_bench, which flushes the
+same way; ours back to back against do_bench is shown too, as the size of the condition's effect.
+Each workload also cycles through operand sets larger than twice the L2 (``--no-rotate`` turns
+this off). ``--telemetry`` runs our timer with the NVML sampler on, as a benchmark case does.
 
 Each timer runs once per repeat, in an order rotated every repeat (ABC, BCA, CAB, ...), and the
 median over repeats is reported, so slow drift does not favour one timer. Also reported: the host
-cost per iteration of our loop on a no-op callable (and, on CUDA, of the event-record path).
+cost per iteration of our loop on a no-op callable (on CUDA, for each event-record path).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ try:
 except ImportError:  # run from a checkout without installing: python benchmarks/timer_fidelity.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pytest_trt.timing import Budget, measure, measure_throughput
+
+TELEMETRY = {"on": False}  # --telemetry: sample NVML around each of our measurements
 
 TARGETS = {"cpu_within": 0.02, "gpu_within": 0.01, "host_overhead_s": 2e-6}
 Timer = Callable[[], float]  # runs one timing, returns a per-call median in seconds
@@ -83,13 +88,26 @@ def size_for(
     return n, t
 
 
-def our_budget(seconds: float) -> Budget:
+def our_budget(seconds: float, cold: bool = False) -> Budget:
     # Fixed duration, no early stop: every timer gets the same time per repeat.
-    return Budget(warmup_s=0.1, min_time_s=seconds, max_time_s=seconds, target_rel_ci=0, max_iterations=10**9)
+    return Budget(warmup_s=0.1, min_time_s=seconds, max_time_s=seconds, target_rel_ci=0, max_iterations=10**9,
+                  flush_l2=cold)
 
 
-def ours_median(fn: Callable[[], object], seconds: float, stream: Any = None) -> float:
-    return measure(fn, batch_size=1, budget=our_budget(seconds), stream=stream).stats.median
+def ours_median(fn: Callable[[], object], seconds: float, stream: Any = None, cold: bool = False) -> float:
+    sampler = None
+    if TELEMETRY["on"] and stream is not None:
+        from pytest_trt.telemetry import Sampler
+
+        sampler = Sampler.open(0)
+        if sampler is None:
+            raise SystemExit("--telemetry: NVML is not available on this host")
+        sampler.start()
+    try:
+        return measure(fn, batch_size=1, budget=our_budget(seconds, cold), stream=stream).stats.median
+    finally:
+        if sampler is not None:
+            sampler.stop()
 
 
 # ----------------------------------------------------------------------------------------- CPU
@@ -137,6 +155,7 @@ def cpu_rows(seconds: float, repeats: int) -> list[dict[str, Any]]:
                 "target_s": target,
                 "sized_s": t,
                 "timers": interleaved(timers, repeats),
+                "pairs": [pair("ours", name) for name in timers if name != "ours"],
             }
         )
     return rows
@@ -235,10 +254,13 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
         fn = rotating(sets)
         timers: dict[str, Timer] = {
             "ours": partial(ours_median, fn, seconds, stream),
+            "ours (cold L2)": partial(ours_median, fn, seconds, stream, True),
             "torch.utils.benchmark": partial(torch_timer_median, fn),
         }
+        pairs = [pair("ours", "torch.utils.benchmark")]
         if do_bench is not None:
             timers["triton.do_bench"] = partial(do_bench_median, fn)
+            pairs += [pair("ours (cold L2)", "triton.do_bench"), pair("ours", "triton.do_bench", False)]
         rows.append(
             {
                 "workload": f"torch fp16 matmul {n}x{n}, {len(sets)} rotating operand set(s)",
@@ -247,6 +269,7 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
                 "working_set_bytes": 3 * n * n * 2 * len(sets),
                 "l2_bytes": l2,
                 "timers": interleaved(timers, repeats),
+                "pairs": pairs,
             }
         )
         del sets, fn, timers
@@ -264,7 +287,12 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
 
 
 def gpu_overhead(seconds: float) -> dict[str, Any]:
+    """Host cost per iteration of the event loop, for each event-record path on this host."""
+    from dataclasses import replace
+
     import torch
+
+    from pytest_trt.timing import cuda_api, measure_events
 
     cuda: Any = torch.cuda
     stream = cuda.Stream()
@@ -276,22 +304,27 @@ def gpu_overhead(seconds: float) -> dict[str, Any]:
     def kernel() -> None:
         tiny.add_(1.0)
 
-    out: dict[str, Any] = {}
-    for name, fn in (("no-op", noop), ("tiny kernel (1-element add_)", kernel)):
-        t = measure(fn, batch_size=1, budget=our_budget(seconds), stream=stream)
-        iterations = t.stats.n
-        bare = 1.0 / measure_throughput(fn, batch_size=1, iterations=iterations, stream=stream)
-        assert t.enqueue is not None
-        out[name] = {
-            "event_loop_per_iteration_s": t.wall_s / iterations,
-            "bare_loop_per_iteration_s": bare,
-            "added_by_event_path_s": t.wall_s / iterations - bare,
-            "enqueue_median_s": t.enqueue.median,
-            "event_median_s": t.stats.median,
-            "iterations": iterations,
-        }
+    fast = cuda_api(stream)
+    apis = {fast.name: fast}
+    if fast.name != "torch":
+        apis["torch"] = replace(fast, recorder=None, name="torch")  # None: torch's Event.record
+    out: dict[str, Any] = {"default_recorder": fast.name}
+    for api_name, api in apis.items():
+        for name, fn in (("no-op", noop), ("tiny kernel (1-element add_)", kernel)):
+            t = measure_events(fn, batch_size=1, budget=our_budget(seconds), stream=stream, api=api)
+            iterations = t.stats.n
+            bare = 1.0 / measure_throughput(fn, batch_size=1, iterations=iterations, stream=stream)
+            assert t.enqueue is not None
+            out[f"{name}, {api_name} record"] = {
+                "event_loop_per_iteration_s": t.wall_s / iterations,
+                "bare_loop_per_iteration_s": bare,
+                "added_by_event_path_s": t.wall_s / iterations - bare,
+                "enqueue_median_s": t.enqueue.median,
+                "event_median_s": t.stats.median,
+                "iterations": iterations,
+            }
     out["definition"] = (
-        "event loop: wall time of measure() on the stream / iterations (two event records and two "
+        "event loop: wall time of measure() on the stream / iterations (one event record and two "
         "perf_counter reads per call); bare: the same number of back-to-back calls with one sync"
     )
     return out
@@ -300,19 +333,25 @@ def gpu_overhead(seconds: float) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------- output
 
 
+def pair(ours: str, theirs: str, like_for_like: bool = True) -> dict[str, Any]:
+    """A comparison; ``like_for_like`` False: the timers measure different conditions (shown, not judged)."""
+    return {"ours": ours, "theirs": theirs, "like_for_like": like_for_like}
+
+
 def ratios(row: dict[str, Any]) -> dict[str, float]:
-    """Ours over theirs: ratio of the medians over rounds."""
-    ours = row["timers"]["ours"]["median_s"]
-    return {name: ours / v["median_s"] for name, v in row["timers"].items() if name != "ours"}
+    """Ours over theirs for each pair: ratio of the medians over rounds."""
+    t = row["timers"]
+    return {f"{p['ours']} / {p['theirs']}": t[p["ours"]]["median_s"] / t[p["theirs"]]["median_s"]
+            for p in row["pairs"]}
 
 
 def paired_ratios(row: dict[str, Any]) -> dict[str, float]:
     """Median over rounds of ours/theirs within a round: cancels drift slower than one round."""
-    ours = row["timers"]["ours"]["repeats_s"]
+    t = row["timers"]
     return {
-        name: statistics.median(o / t for o, t in zip(ours, v["repeats_s"], strict=True))
-        for name, v in row["timers"].items()
-        if name != "ours"
+        f"{p['ours']} / {p['theirs']}": statistics.median(
+            o / x for o, x in zip(t[p["ours"]]["repeats_s"], t[p["theirs"]]["repeats_s"], strict=True))
+        for p in row["pairs"]
     }
 
 
@@ -320,16 +359,17 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"### Timer fidelity ({result['device']}: {result['machine']['device_name']})",
         "",
-        "| workload | target | ours (median) | timer | theirs (median) | ours / theirs | paired ratio |",
-        "|---|---:|---:|---|---:|---:|---:|",
+        "| workload | target | ours | median | theirs | median | ours / theirs | paired ratio |",
+        "|---|---:|---|---:|---|---:|---:|---:|",
     ]
     for row in result["rows"]:
-        ours = row["timers"]["ours"]["median_s"]
-        for name, ratio in row["ratios"].items():
-            theirs = row["timers"][name]["median_s"]
+        for p in row["pairs"]:
+            key = f"{p['ours']} / {p['theirs']}"
+            ours, theirs = (row["timers"][p[k]]["median_s"] for k in ("ours", "theirs"))
+            shown = p["theirs"] + ("" if p["like_for_like"] else " (other condition)")
             lines.append(
-                f"| {row['workload']} | {row['target_s'] * 1e6:.0f} us | {ours * 1e6:.2f} us | {name} "
-                f"| {theirs * 1e6:.2f} us | {ratio:.4f} | {row['paired_ratios'][name]:.4f} |"
+                f"| {row['workload']} | {row['target_s'] * 1e6:.0f} us | {p['ours']} | {ours * 1e6:.2f} us "
+                f"| {shown} | {theirs * 1e6:.2f} us | {row['ratios'][key]:.4f} | {row['paired_ratios'][key]:.4f} |"
             )
     lines.append("")
     config = result["config"]
@@ -356,14 +396,17 @@ def verdicts(device: str, rows: list[dict[str, Any]], overhead: dict[str, Any]) 
     within = TARGETS["cpu_within"] if device == "cpu" else TARGETS["gpu_within"]
     found = {}
     for key, label in (("ratios", "ratio of medians"), ("paired_ratios", "paired ratio")):
-        worst = max(abs(r - 1) for row in rows for r in row[key].values())
-        found[f"median agreement, {label} (target within {within:.0%})"] = (
+        judged = [row[key][f"{p['ours']} / {p['theirs']}"] for row in rows for p in row["pairs"] if p["like_for_like"]]
+        worst = max(abs(r - 1) for r in judged)
+        found[f"median agreement, like for like, {label} (target within {within:.0%})"] = (
             f"worst |ours/theirs - 1| = {worst:.2%}: " + ("meets" if worst <= within else "misses")
         )
+    if not overhead:
+        return found
     if device == "cpu":
         per_iter = overhead["our_loop_per_iteration_s"]
     else:
-        per_iter = overhead["no-op"]["event_loop_per_iteration_s"]
+        per_iter = overhead[f"no-op, {overhead['default_recorder']} record"]["event_loop_per_iteration_s"]
     found[f"host overhead (target <= {TARGETS['host_overhead_s'] * 1e6:.0f} us/iteration)"] = (
         f"{per_iter * 1e9:.0f} ns/iteration: "
         + ("meets" if per_iter <= TARGETS["host_overhead_s"] else "misses")
@@ -407,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds per workload (default 9)")
     parser.add_argument("--no-rotate", action="store_true", help="CUDA: one operand set (L2 may stay warm)")
     parser.add_argument("--note", action="append", default=[], help="free text recorded in the output")
+    parser.add_argument("--telemetry", action="store_true", help="CUDA: NVML sampler on during our timings")
+    parser.add_argument("--skip-overhead", action="store_true", help="leave out the host-overhead part")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.repeats < 1:
         parser.error("--seconds must be > 0 and --repeats >= 1")
@@ -427,9 +472,12 @@ def main(argv: list[str] | None = None) -> int:
             overhead = cpu_overhead(args.seconds)
         notes.append("BLAS limited to 1 thread (threadpoolctl) so the matmuls do not compete for cores")
     else:
+        TELEMETRY["on"] = args.telemetry
         rows, gpu_notes = gpu_rows(args.seconds, args.repeats, rotate=not args.no_rotate)
-        overhead = gpu_overhead(args.seconds)
+        overhead = {} if args.skip_overhead else gpu_overhead(args.seconds)
         notes += gpu_notes
+        if args.telemetry:
+            notes.append("telemetry on: our timer ran with the NVML sampler (10 ms interval) sampling")
     for row in rows:
         row["ratios"] = ratios(row)
         row["paired_ratios"] = paired_ratios(row)
@@ -439,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": args.device,
         "machine": info,
-        "config": {"seconds_per_timer": args.seconds, "repeats": args.repeats, "order": "rotated per repeat"},
+        "config": {"seconds_per_timer": args.seconds, "repeats": args.repeats, "order": "rotated per repeat",
+                   "telemetry": args.telemetry},
         "rows": rows,
         "host_overhead": overhead,
         "targets": TARGETS,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU runs behind the committed results, one step per call of the device tool (each < 10 min).
 #   bash tools/gpu_session.sh STEP    with $OUT set; onnxruntime-gpu staged into /tmp/site first
-# Steps: core (tests + small suite + timer fidelity + telemetry overhead), zoo1, zoo2, gate.
+# Session 1 steps: core, zoo1, zoo2 (cut short), gate.
+# Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
+#   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 step=${1:?step}
@@ -39,6 +41,36 @@ zoo2) zoo zoo2 densenet201,deeplabv3_resnet50,unet 560 ;;
 gate)
   run gate 330 $py benchmarks/gate_validation.py --device cuda --out "$out/gate_validation_cuda.json"
   run compile 220 $py -m pytest benchmarks --trt-device cuda --trt-model resnet50,mobilenet_v3_large,unet \
+    --trt-backend torch-compile --trt-precision fp16 --trt-batch-size 1,32,256 "${FAST[@]}" \
+    --trt-results "$out/compile.json" --trt-report-md "$out/compile.md"
+  ;;
+core2)
+  { nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv
+    $py -c "import torch, onnxruntime as o; print(torch.__version__, o.__version__, o.get_available_providers())"
+  } >"$out/device.txt" 2>&1
+  cat "$out/device.txt"
+  run tests 100 $py -m pytest tests/test_timing.py tests/test_telemetry.py -q -p no:cacheprovider -rs
+  run fidelity 130 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  run fidelity_telemetry 80 $py benchmarks/timer_fidelity.py --device cuda --telemetry --repeats 5 \
+    --skip-overhead --out "$out/timer_fidelity_cuda_telemetry.json"
+  run xdist1 100 $py -m pytest benchmarks -n 1 --trt-device cuda --trt-backend torch,onnxruntime \
+    --trt-batch-size 1,8 "${FAST[@]}" --trt-results "$out/xdist1_cuda.json"
+  tail -n 3 "$out"/tests.log "$out"/xdist1.log >>"$out/device.txt"
+  ;;
+gate2)
+  run gate 560 $py benchmarks/gate_validation.py --device cuda --out "$out/gate_validation_cuda.json"
+  ;;
+zoo3) # what session 1 did not reach: ONNX Runtime on DenseNet-201, all of DeepLabV3 and the UNet
+  run zoo3 570 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet,densenet201 \
+    --trt-backend torch,onnxruntime --trt-precision fp32,tf32,fp16,bf16 \
+    --trt-variant eager,channels-last,cuda-graph --trt-batch-size 1,32,256 \
+    -k "(not (channels-last or cuda-graph) or fp16) and not (onnxruntime and tf32) and not (densenet201 and torch) \
+        and not deeplabv3_resnet50-torch-fp32-bs1 and not deeplabv3_resnet50-torch-fp32-bs32" \
+    "${FAST[@]}" --trt-results "$out/zoo3.json" --trt-report-md "$out/zoo3.md"
+  ;;
+compile) # torch.compile (inductor, fp16) over the zoo, fastest-compiling models first
+  run compile 560 $py -m pytest benchmarks --trt-device cuda \
+    --trt-model mobilenet_v3_large,resnet50,unet,vgg16,densenet201,deeplabv3_resnet50 \
     --trt-backend torch-compile --trt-precision fp16 --trt-batch-size 1,32,256 "${FAST[@]}" \
     --trt-results "$out/compile.json" --trt-report-md "$out/compile.md"
   ;;
