@@ -318,15 +318,12 @@ RULES = ("gate", "gate_confirmed", "mwu", "pb_median")
 
 
 def decisions(
-    current: Sequence[float], runs: list[list[float]], again: Sequence[float] | None, threshold: float
+    comparison: gate.Comparison, again: gate.Comparison | None, newest: float, current_median: float,
+    threshold: float,
 ) -> dict[str, bool]:
-    """The four rules on the same samples. ``again``: the confirmation run, if one was taken."""
-    comparison = gate.compare_samples(current, runs, ALPHA)
+    """The four rules on the same samples. ``again``: the confirmation run's comparison, if one was taken."""
     fired = gate.decide(comparison, threshold) == gate.REGRESSION
-    confirmed = False
-    if fired and again is not None:
-        confirmed = gate.decide(gate.compare_samples(again, runs, ALPHA), threshold) == gate.REGRESSION
-    newest = statistics.median(runs[-1])
+    confirmed = fired and again is not None and gate.decide(again, threshold) == gate.REGRESSION
     return {
         "gate": fired,
         "gate_confirmed": confirmed,
@@ -334,7 +331,7 @@ def decisions(
         and comparison.p_slower < ALPHA
         and comparison.ratio > comparison.spread
         and comparison.current_median > comparison.slowest * (1 + threshold),
-        "pb_median": statistics.median(current) > newest * (1 + threshold),
+        "pb_median": current_median > newest * (1 + threshold),
     }
 
 
@@ -344,23 +341,31 @@ def rate(hits: int, n: int) -> dict[str, Any]:
 
 
 def evaluate(data: Samples, confirm: Samples, setup: Setup) -> dict[str, Any]:
-    """{threshold: {comparison: {rule: rate}}} over every current run of blocks 1..n-1."""
+    """{threshold: {comparison: {rule: rate}}} over every current run of blocks 1..n-1.
+
+    The bootstrap comparisons do not depend on the threshold: each is computed once.
+    """
+    judged = []  # (label, workload, comparison, confirmation comparison, newest median, current median)
+    for key in sorted(k for k in data if k[0] > 0):
+        _, session, name = key
+        kind = "aa" if session in setup.plains else f"slow{session[1:]}"
+        for base_kind, runs in baselines(setup, data, key).items():
+            comparison = gate.compare_samples(data[key], runs, ALPHA)
+            again = gate.compare_samples(confirm[key], runs, ALPHA) if key in confirm else None
+            judged.append((f"{kind}_{base_kind}", name, comparison, again, statistics.median(runs[-1]),
+                           statistics.median(data[key])))
     results: dict[str, Any] = {}
     for threshold in setup.thresholds:
         hits: dict[str, dict[str, int]] = {}
         counts: dict[str, int] = {}
         alarms: dict[str, dict[str, int]] = {}
-        for key in sorted(k for k in data if k[0] > 0):
-            _, session, name = key
-            kind = "aa" if session in setup.plains else f"slow{session[1:]}"
-            for base_kind, runs in baselines(setup, data, key).items():
-                label = f"{kind}_{base_kind}"
-                counts[label] = counts.get(label, 0) + 1
-                for rule, fired in decisions(data[key], runs, confirm.get(key), threshold).items():
-                    hits.setdefault(label, dict.fromkeys(RULES, 0))[rule] += int(fired)
-                    if fired and kind == "aa":
-                        per = alarms.setdefault(f"{label}/{rule}", {})
-                        per[name] = per.get(name, 0) + 1
+        for label, name, comparison, again, newest, current in judged:
+            counts[label] = counts.get(label, 0) + 1
+            for rule, fired in decisions(comparison, again, newest, current, threshold).items():
+                hits.setdefault(label, dict.fromkeys(RULES, 0))[rule] += int(fired)
+                if fired and label.startswith("aa"):
+                    per = alarms.setdefault(f"{label}/{rule}", {})
+                    per[name] = per.get(name, 0) + 1
         table = {label: {rule: rate(hits[label][rule], counts[label]) for rule in RULES} for label in counts}
         table["false_alarms_by_workload"] = alarms
         results[f"{threshold:g}"] = table
@@ -474,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--quick", action="store_true", help="3 blocks, 6 workloads, 0.1 s cases (a smoke run)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dump-samples", type=Path, help="also write the raw samples (pickle) for study")
+    parser.add_argument("--dump-samples", type=Path, help="also write the raw samples (pickle) before judging")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

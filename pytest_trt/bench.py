@@ -6,6 +6,10 @@ reference, so a runner that is fast because it returned stale, zero or partial o
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +22,7 @@ from pytest_trt.model import ModelSpec
 from pytest_trt.runners.base import Runner
 
 CHECK_SEED_OFFSET = 1  # the pre-timing check uses other inputs than the timed loop
+TRANSFER_ITERATIONS = 3  # H2D / compute / D2H split: medians of this many event-timed rounds
 
 
 @dataclass(frozen=True)
@@ -33,24 +38,75 @@ def run_case(
     from pytest_trt import accuracy
 
     result = R.CaseResult(case=case, nodeid=nodeid, model_name=spec.name, build=dict(runner.info))
+    phases: dict[str, float] = {}  # where the case's wall time went: set-up costs are not in the timing
     timed_inputs = representative_inputs(spec, case.batch_size, spec.seed)
     check_seed = spec.seed + CHECK_SEED_OFFSET
     check_inputs = representative_inputs(spec, case.batch_size, check_seed)
     with on_stream(runner.stream):
-        check = runner.to_host(runner.run(runner.load_inputs(check_inputs)))
-        first = _agreement(ctx, spec, case, check, check_inputs, check_seed, limits)
-        timing, telemetry, last = _measure(ctx, runner, case, timed_inputs)
-        final = _agreement(ctx, spec, case, runner.to_host(last), timed_inputs, spec.seed, limits)
+        with _phase(phases, "check"):
+            check = runner.to_host(runner.run(runner.load_inputs(check_inputs)))
+            first = _agreement(ctx, spec, case, check, check_inputs, check_seed, limits)
+        with _phase(phases, "measure"):
+            timing, telemetry, last = _measure(ctx, runner, case, timed_inputs)
+        with _phase(phases, "check_timed"):
+            final = _agreement(ctx, spec, case, runner.to_host(last), timed_inputs, spec.seed, limits)
         worst = first if not first["passed"] else final
         result.accuracy = {"agreement": worst, "checked_timed_outputs": True}
         if spec.dataset is not None and spec.metric is not None:
-            result.accuracy.update(_task_metric(ctx, runner, spec, case, limits, accuracy))
+            with _phase(phases, "task_metric"):
+                result.accuracy.update(_task_metric(ctx, runner, spec, case, limits, accuracy))
+        if case.is_cuda:
+            with _phase(phases, "transfers"):
+                transfers, error = transfer_split(runner, timed_inputs)
+            timing = dataclasses.replace(timing, transfers=transfers)
+            if error:
+                result.build["transfers_error"] = error
     result.timing = timing
-    result.build.update(_compute_rate(ctx, spec, case, timing.stats.median))
+    with _phase(phases, "flops"):
+        result.build.update(_compute_rate(ctx, spec, case, timing.stats.median))
+    result.build["phase_s"] = phases
     result.telemetry = telemetry
     result.flags = _flags(timing, telemetry)
     result.status, result.message = _status(result.accuracy)
     return result
+
+
+@contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = time.perf_counter() - start
+
+
+def transfer_split(
+    runner: Runner, inputs: np.ndarray, split: Callable[..., dict[str, float]] | None = None
+) -> tuple[dict[str, float], str | None]:
+    """trtexec's H2D / compute / D2H split from CUDA events around the runner's own calls (rule 4).
+
+    The timed loop keeps inputs and outputs on the device (``includes_transfers`` False); this says
+    what the copies would add. D2H ends when the host has the array, so it includes the return from
+    the blocking copy. A runner that cannot be split is recorded, never fails the case.
+    """
+    from pytest_trt import timing
+
+    split_events = split if split is not None else timing.transfer_split
+    state: dict[str, Any] = {}
+
+    def h2d() -> None:
+        state["inputs"] = runner.load_inputs(inputs)
+
+    def compute() -> None:
+        state["outputs"] = runner.run(state["inputs"])
+
+    def d2h() -> None:
+        runner.to_host(state["outputs"])
+
+    try:
+        return split_events(h2d, compute, d2h, runner.stream, TRANSFER_ITERATIONS), None
+    except Exception as exc:  # a nicety like the FLOP count: the timing stands without it
+        return {}, f"{type(exc).__name__}: {exc}"
 
 
 def remeasure(ctx: Context, runner: Runner, spec: ModelSpec, case: Case) -> R.Timing:

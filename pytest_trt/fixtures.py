@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,9 @@ def _runner(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Co
 
     with _recorded(request, case, spec, ctx):
         runner = create(ctx, case, spec)
+        start = time.perf_counter()
         runner.prepare()
+        runner.info.setdefault("prepare_s", time.perf_counter() - start)
     try:
         yield runner
     finally:

@@ -90,6 +90,19 @@ def test_cuda_runners_use_a_non_default_stream(runner):
     assert runner.stream != torch.cuda.default_stream(runner.stream.device)
 
 
+def test_cuda_runners_split_transfers_from_compute(runner):
+    """trtexec's H2D / compute / D2H split works through every CUDA runner's own calls."""
+    from pytest_trt.bench import transfer_split
+
+    if not runner.case.is_cuda:
+        pytest.skip("CPU runner: no host-device transfers")
+    host = SPEC.example_inputs(runner.case.batch_size)
+    _run(runner, host)  # warm
+    split, error = transfer_split(runner, host)
+    assert error is None
+    assert set(split) == {"h2d_s", "compute_s", "d2h_s"} and all(v > 0 for v in split.values())
+
+
 def test_info_is_json_serialisable(runner):
     import json
 
