@@ -479,9 +479,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--quick", action="store_true", help="3 blocks, 6 workloads, 0.1 s cases (a smoke run)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dump-samples", type=Path, help="also write the raw samples (pickle) before judging")
+    parser.add_argument("--dump-samples", type=Path, help="write the raw samples (pickle) before judging")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="stop after --dump-samples (judging costs minutes of CPU: do it elsewhere)")
+    parser.add_argument("--judge", type=Path, metavar="DUMP", help="judge a --dump-samples file; time nothing")
     args = parser.parse_args(argv)
+    if args.collect_only and not args.dump_samples:
+        parser.error("--collect-only needs --dump-samples")
+    if args.judge:
+        import pickle
 
+        run = pickle.loads(args.judge.read_bytes())
+    else:
+        run = collect_run(args, parser)
+        if args.dump_samples:
+            import pickle
+
+            args.dump_samples.parent.mkdir(parents=True, exist_ok=True)
+            args.dump_samples.write_bytes(pickle.dumps(run))
+        if args.collect_only:
+            print(f"wrote {args.dump_samples}; judge it with --judge", file=sys.stderr)
+            return 0
+    report = judge_run(run)
+    print(report["markdown"])
+    where = run["machine"].get("gpu") or run["machine"].get("cpu_model")
+    print(f"wall time {report['wall_s']['total']:.0f} s on {where}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def collect_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Size, calibrate and time everything; returns what judging needs (picklable)."""
     started = time.perf_counter()
     plan = dict(DEVICE_PLAN[args.device])
     if args.quick:
@@ -500,7 +530,6 @@ def main(argv: list[str] | None = None) -> int:
     setup = Setup(args.device, case, calls, workloads, extra, plan["blocks"], plan["plain"], plan["thresholds"])
     info = machine(args.device)
     repeats = scale_workloads(setup, plan["call_s"])
-
     print(f"calibrating extra work for {len(setup.workloads)} workloads...", file=sys.stderr, flush=True)
     units, calibration = {}, {}
     for name in setup.workloads:
@@ -508,15 +537,10 @@ def main(argv: list[str] | None = None) -> int:
             units[(name, lvl)], calibration[f"{name}@{lvl:g}"] = unit_count, achieved
     calibrated_s = time.perf_counter() - started
     data, confirm = collect(setup, units, args.seed)
-    timed_s = time.perf_counter() - started
-    if args.dump_samples:
-        import pickle
-
-        args.dump_samples.write_bytes(pickle.dumps({"data": data, "confirm": confirm, "plains": setup.plains,
-                                                    "blocks": setup.blocks, "workloads": sorted(setup.workloads)}))
-    print("judging...", file=sys.stderr, flush=True)
+    if hasattr(os, "getloadavg"):
+        info["loadavg_end"] = list(os.getloadavg())
     budget = plan["budget"]
-    report = {
+    return {
         "device": args.device,
         "quick": args.quick,
         "machine": info,
@@ -534,25 +558,35 @@ def main(argv: list[str] | None = None) -> int:
             "call_target_s": plan["call_s"],
             "repeats": repeats,
         },
-        "samples_per_case_median": statistics.median(len(v) for v in data.values()),
-        "workload_median_s": {n: statistics.median(data[(0, "P1", n)]) for n in sorted(setup.workloads)},
         "calibration_achieved": calibration,
-        "achieved_slowdown": achieved_slowdowns(data, setup),
-        "aa_noise": aa_noise(data, setup),
-        "confirmation_noise": confirmation_noise(data, confirm),
-        "results": evaluate(data, confirm, setup),
+        "workloads": sorted(setup.workloads),
+        "data": data,
+        "confirm": confirm,
+        "wall_s": {"calibration": calibrated_s, "timing": time.perf_counter() - started},
     }
-    report["wall_s"] = {"calibration": calibrated_s, "timing": timed_s, "total": time.perf_counter() - started}
-    if hasattr(os, "getloadavg"):
-        info["loadavg_end"] = list(os.getloadavg())
-    table = markdown(report)
-    report["markdown"] = table
-    print(table)
-    print(f"wall time {report['wall_s']['total']:.0f} s on {info.get('gpu') or info.get('cpu_model')}")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
-    return 0
+
+
+def judge_run(run: dict[str, Any]) -> dict[str, Any]:
+    """The report of a collected run: rates per threshold and rule, noise, achieved slowdowns."""
+    started = time.perf_counter()
+    config, data, confirm = run["config"], run["data"], run["confirm"]
+    setup = Setup(run["device"], lambda fn: [], lambda fn, n: [], dict.fromkeys(run["workloads"], lambda: None),
+                  lambda units: lambda: None, config["blocks"], config["plain_sessions_per_block"],
+                  tuple(config["thresholds"]))
+    print("judging...", file=sys.stderr, flush=True)
+    report = {key: run[key] for key in ("device", "quick", "machine", "config", "calibration_achieved")}
+    report.update(
+        samples_per_case_median=statistics.median(len(v) for v in data.values()),
+        workload_median_s={n: statistics.median(data[(0, "P1", n)]) for n in sorted(setup.workloads)},
+        achieved_slowdown=achieved_slowdowns(data, setup),
+        aa_noise=aa_noise(data, setup),
+        confirmation_noise=confirmation_noise(data, confirm),
+        results=evaluate(data, confirm, setup),
+    )
+    report["wall_s"] = {**run["wall_s"], "judging": time.perf_counter() - started}
+    report["wall_s"]["total"] = report["wall_s"]["timing"] + report["wall_s"]["judging"]
+    report["markdown"] = markdown(report)
+    return report
 
 
 if __name__ == "__main__":

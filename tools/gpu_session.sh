@@ -57,8 +57,8 @@ core2)
     --trt-batch-size 1,8 "${FAST[@]}" --trt-results "$out/xdist1_cuda.json"
   tail -n 3 "$out"/tests.log "$out"/xdist1.log >>"$out/device.txt"
   ;;
-gate2)
-  run gate 560 $py benchmarks/gate_validation.py --device cuda --out "$out/gate_validation_cuda.json"
+gate2) # collection only: judging takes minutes of CPU, so judge the dump here with --judge
+  run gate 560 $py benchmarks/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
   ;;
 zoo3) # what session 1 did not reach: ONNX Runtime on DenseNet-201, all of DeepLabV3 and the UNet
   run zoo3 570 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet,densenet201 \
