@@ -84,6 +84,12 @@ class Verdict:
     confirmations: list[float] = field(default_factory=list)  # ratios of re-measurements (``confirm``)
 
     @property
+    def detail(self) -> str:
+        """The message without its leading 'OUTCOME case-id: '."""
+        prefix = f"{self.outcome} {self.case_id}: "
+        return self.message[len(prefix):] if self.message.startswith(prefix) else self.message
+
+    @property
     def failed(self) -> bool:
         """Whether the test item of this case should fail."""
         return self.outcome == REGRESSION
@@ -201,8 +207,7 @@ def confirm(verdict: Verdict, rejudge: Callable[[], Verdict], attempts: int) -> 
         if again.timing_outcome != REGRESSION:
             shown = f"×{again.ratio:.3f}" if again.ratio is not None else again.outcome
             first = f"×{verdict.ratio:.3f}" if verdict.ratio is not None else "?"
-            prefix = f"{REGRESSION} {verdict.case_id}: "
-            detail = verdict.message[len(prefix):] if verdict.message.startswith(prefix) else verdict.message
+            detail = verdict.detail
             verdict.outcome = PASS
             verdict.message = (f"{verdict.outcome} {verdict.case_id}: slowdown {first} not confirmed: "
                                f"re-measured {shown} ({again.outcome}); first measurement: {detail}")

@@ -46,16 +46,10 @@ def markdown(verdicts: Sequence[Verdict], environment: Mapping[str, Any]) -> str
             format_seconds(v.current_median) if v.current_median is not None else "—",
             ratio,
             p,
-            _details(v),
+            v.detail,
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _details(verdict: Verdict) -> str:
-    """The message without the leading 'OUTCOME case-id:' (already in their own columns)."""
-    prefix = f"{verdict.outcome} {verdict.case_id}: "
-    return verdict.message[len(prefix) :] if verdict.message.startswith(prefix) else verdict.message
 
 
 def describe_hardware(environment: Mapping[str, Any]) -> str:
