@@ -65,7 +65,7 @@ DEVICE_PLAN: dict[str, dict[str, Any]] = {
     "cpu": {"budget": Budget(warmup_s=0.2, min_time_s=1.0, max_time_s=5.0), "call_s": 500e-6,
             "blocks": 8, "plain": 3, "thresholds": (0.05, 0.06, 0.07, 0.08, 0.10)},
     "cuda": {"budget": Budget(warmup_s=0.03, min_time_s=0.2, max_time_s=1.0, target_rel_ci=0), "call_s": 1e-3,
-             "blocks": 6, "plain": 4, "thresholds": (0.02, 0.03, 0.05)},
+             "blocks": 6, "plain": 4, "thresholds": (0.02, 0.03, 0.04, 0.05)},
 }
 
 
@@ -291,9 +291,15 @@ def regresses(setup: Setup, current: Sequence[float], runs: list[list[float]]) -
     return {t: gate.decide(comparison, t) == gate.REGRESSION for t in setup.thresholds}
 
 
-def collect(setup: Setup, units: dict[tuple[str, float], int], seed: int) -> tuple[Samples, Samples]:
+def collect(
+    setup: Setup, units: dict[tuple[str, float], int], seed: int,
+    checkpoint: Callable[[Samples, Samples, int], None] | None = None,
+) -> tuple[Samples, Samples]:
     """Time every session; a run the gate finds regressed (any threshold, either baseline) is timed
-    again at once, as ``--trt-confirm 1`` does in the plugin. Returns (runs, confirmation runs)."""
+    again at once, as ``--trt-confirm 1`` does in the plugin. Returns (runs, confirmation runs).
+
+    ``checkpoint(data, confirm, blocks_done)`` runs after each block, so a run cut short by a time
+    limit still leaves its finished blocks to judge."""
     rng = random.Random(seed)
     sessions = setup.plains + [f"S{lvl:g}" for lvl in LEVELS]
     runners: dict[tuple[str, str], Work] = {}
@@ -318,6 +324,8 @@ def collect(setup: Setup, units: dict[tuple[str, float], int], seed: int) -> tup
                     confirm[key] = setup.case(runners[(session, name)])
         print(f"  block {block + 1}/{setup.blocks} timed, {len(confirm)} re-measured so far",
               file=sys.stderr, flush=True)
+        if checkpoint is not None:
+            checkpoint(data, confirm, block + 1)
     return data, confirm
 
 
@@ -501,10 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         run = collect_run(args, parser)
         if args.dump_samples:
-            import pickle
-
-            args.dump_samples.parent.mkdir(parents=True, exist_ok=True)
-            args.dump_samples.write_bytes(pickle.dumps(run))
+            _dump(args.dump_samples, run)
         if args.collect_only:
             print(f"wrote {args.dump_samples}; judge it with --judge", file=sys.stderr)
             return 0
@@ -518,8 +523,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _dump(path: Path, run: dict[str, Any]) -> None:
+    """Write the samples atomically: a kill mid-write keeps the previous checkpoint."""
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(pickle.dumps(run))
+    os.replace(tmp, path)
+
+
 def collect_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    """Size, calibrate and time everything; returns what judging needs (picklable)."""
+    """Size, calibrate and time everything; returns what judging needs (picklable).
+
+    With ``--dump-samples`` every finished block is dumped at once (``config.blocks`` says how many),
+    so a device call that hits its time limit still returns something to judge."""
     started = time.perf_counter()
     plan = dict(DEVICE_PLAN[args.device])
     if args.quick:
@@ -544,9 +562,25 @@ def collect_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
         for lvl, (unit_count, achieved) in calibrate(setup, name).items():
             units[(name, lvl)], calibration[f"{name}@{lvl:g}"] = unit_count, achieved
     calibrated_s = time.perf_counter() - started
-    data, confirm = collect(setup, units, args.seed)
+
+    def record(data: Samples, confirm: Samples, blocks_done: int) -> dict[str, Any]:
+        return _record(args, setup, plan, info, repeats, calibration, data, confirm, blocks_done,
+                       {"calibration": calibrated_s, "timing": time.perf_counter() - started})
+
+    def checkpoint(data: Samples, confirm: Samples, blocks_done: int) -> None:
+        if args.dump_samples and blocks_done >= 2:  # comparisons need two blocks
+            _dump(args.dump_samples, record(data, confirm, blocks_done))
+
+    data, confirm = collect(setup, units, args.seed, checkpoint)
     if hasattr(os, "getloadavg"):
         info["loadavg_end"] = list(os.getloadavg())
+    return record(data, confirm, setup.blocks)
+
+
+def _record(
+    args: argparse.Namespace, setup: Setup, plan: dict[str, Any], info: dict[str, Any], repeats: dict[str, int],
+    calibration: dict[str, float], data: Samples, confirm: Samples, blocks_done: int, wall_s: dict[str, float],
+) -> dict[str, Any]:
     budget = plan["budget"]
     return {
         "device": args.device,
@@ -557,7 +591,8 @@ def collect_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
             "budget": {"warmup_s": budget.warmup_s, "min_time_s": budget.min_time_s,
                        "max_time_s": budget.max_time_s, "target_rel_ci": budget.target_rel_ci},
             "timer": "pytest_trt.timing.measure",
-            "blocks": setup.blocks,
+            "blocks": blocks_done,
+            "blocks_planned": setup.blocks,
             "plain_sessions_per_block": setup.plain,
             "multi_run_baseline_runs": MULTI_RUNS,
             "levels": LEVELS,
@@ -570,7 +605,7 @@ def collect_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
         "workloads": sorted(setup.workloads),
         "data": data,
         "confirm": confirm,
-        "wall_s": {"calibration": calibrated_s, "timing": time.perf_counter() - started},
+        "wall_s": wall_s,
     }
 
 

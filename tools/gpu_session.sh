@@ -60,6 +60,10 @@ core2)
 gate2) # collection only: judging takes minutes of CPU, so judge the dump here with --judge
   run gate 560 $py benchmarks/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
   ;;
+gate3) # session 3: as gate2, and every finished block is dumped at once, so the limit loses nothing
+  run gate 570 $py benchmarks/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
+  nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv >"$out/device.txt"
+  ;;
 zoo3) # what session 1 did not reach: ONNX Runtime on DenseNet-201, all of DeepLabV3 and the UNet
   run zoo3 570 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet,densenet201 \
     --trt-backend torch,onnxruntime --trt-precision fp32,tf32,fp16,bf16 \
