@@ -189,9 +189,13 @@ def _agreement(
 ) -> dict[str, Any]:
     from pytest_trt import accuracy
 
-    reference = ctx.reference(spec, inputs, seed)
+    output = np.asarray(output)
+    items = accuracy.checked_items(output.shape[0], output[:1].size) if output.ndim else None
+    if items is not None:
+        output, inputs = output[list(items)], inputs[list(items)]
+    reference = ctx.reference(spec, inputs, seed, items)
     custom = accuracy.Limits(**limits.agreement) if limits.agreement else None
-    agreement: dict[str, Any] = accuracy.agreement(output, reference, case.precision, custom)
+    agreement: dict[str, Any] = accuracy.agreement(output, reference, case.precision, custom, items)
     return agreement
 
 

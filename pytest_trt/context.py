@@ -35,7 +35,7 @@ class Context:
         self._environment: dict[str, Any] | None = None
         self._modules: dict[str, torch.nn.Module] = {}
         self._onnx: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
-        self._references: dict[tuple[str, int, int, str], np.ndarray] = {}
+        self._references: dict[tuple[str, int, int, str, tuple[int, ...] | None], np.ndarray] = {}
         self._metrics: dict[str, float] = {}
         self._flops: dict[tuple[str, int], int | None] = {}
 
@@ -94,9 +94,15 @@ class Context:
                 self._flops[key] = count_flops(self.onnx(spec, "fp32")[0], batch_size)
         return self._flops[key]
 
-    def reference(self, spec: ModelSpec, inputs: np.ndarray, seed: int) -> np.ndarray:
-        """fp32 outputs of the PyTorch model (TF32 off) on the case device, cached per input set."""
-        key = (spec.name, inputs.shape[0], seed, self.device)
+    def reference(
+        self, spec: ModelSpec, inputs: np.ndarray, seed: int, items: tuple[int, ...] | None = None
+    ) -> np.ndarray:
+        """fp32 outputs of the PyTorch model (TF32 off) on the case device, cached per input set.
+
+        ``items``: ``inputs`` are these items of a larger seeded batch (eval-mode models treat
+        items independently), so a batch-256 check runs and keeps a few items, not 256.
+        """
+        key = (spec.name, inputs.shape[0], seed, self.device, items)
         if key not in self._references:
             self._references[key] = torch_fp32(self.module(spec), inputs, self.device)
         return self._references[key]

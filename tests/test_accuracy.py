@@ -257,3 +257,34 @@ def test_record_follows_the_schema() -> None:
     assert "accuracy gate failed: top1 0.9700 vs fp32 0.9900" in rec["message"]
     no_data = accuracy.record(agree, None, None, None, None)
     assert no_data["passed"] and no_data["metric"] is None and "no data set" in no_data["message"]
+
+
+# --- bounded checks of big outputs ---------------------------------------------------------
+
+
+def test_small_outputs_are_checked_whole() -> None:
+    assert accuracy.checked_items(256, 1000) is None  # ResNet-50 logits at batch 256
+    assert accuracy.checked_items(4, 10**9) is None  # never fewer items than the batch's first few
+
+
+def test_big_outputs_check_spread_items_with_first_and_last() -> None:
+    per_item = 21 * 512 * 512  # DeepLabV3 logits at 512x512
+    items = accuracy.checked_items(256, per_item)
+    assert items is not None
+    assert items[0] == 0 and items[-1] == 255
+    assert len(items) == accuracy.MIN_CHECKED_ITEMS == len(set(items))
+    assert len(items) * per_item <= max(accuracy.CHECK_ELEMENTS, accuracy.MIN_CHECKED_ITEMS * per_item)
+    many = accuracy.checked_items(1000, 100_000)
+    assert many is not None and len(many) == accuracy.CHECK_ELEMENTS // 100_000
+
+
+def test_a_runner_that_fills_only_the_first_item_fails_a_bounded_check() -> None:
+    ref = RNG.standard_normal((64, 3, 8, 8))
+    out = np.zeros_like(ref)
+    out[0] = ref[0]  # the seed-003 bug: batch > 1 silently computes item 0 only
+    items = accuracy.checked_items(64, ref[0].size, budget=4 * ref[0].size)
+    assert items is not None and items[-1] == 63
+    result = agreement(out[list(items)], ref[list(items)], "fp16", items=items)
+    assert not result["passed"]
+    assert result["checked_items"] == list(items)
+    assert "sample 21 relative error" in result["reason"]  # named by its place in the batch
