@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from pytest_trt import cuda_events
+from pytest_trt.cuda_events import EventPath
 from pytest_trt.results import Timing
 from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize
 
@@ -210,72 +212,24 @@ class CudaEvent(Protocol):
     def elapsed_time(self, end_event: Any) -> float: ...  # milliseconds
 
 
-Record = Callable[[Any], object]  # records one event mark on the timed stream
-
-
 @dataclass(frozen=True)
 class CudaApi:
     """The seam to CUDA: real in ``measure``; unit tests on CPU hosts pass a named fake.
 
-    ``recorder(stream)`` returns ``(mark, record)``: ``mark(event)`` turns an event into what the
-    timed loop hands to ``record`` (the event itself, or a raw driver handle), outside the loop.
-    ``make_flush()`` returns a call that evicts the L2 cache on the current stream.
+    ``recorder(stream)`` returns the ``EventPath`` the loop records and reads events through
+    (None: torch's). ``make_flush()`` returns a call that evicts the L2 cache on the current stream.
     """
 
     make_event: Callable[[], CudaEvent]
     stream_context: Callable[[Any], AbstractContextManager[Any]]
     is_default_stream: Callable[[Any], bool]
-    recorder: Callable[[Any], tuple[Callable[[CudaEvent], Any], Record]] | None = None
+    recorder: Callable[[Any], EventPath] | None = None
     make_flush: Callable[[], Callable[[], object]] | None = None
-    name: str = "torch"  # which event-record path the loop uses, for reports
-
-
-def _torch_recorder(stream: Any) -> tuple[Callable[[CudaEvent], Any], Record]:
-    def record(event: Any) -> None:
-        event.record(stream)
-
-    return (lambda event: event), record
-
-
-def _driver_recorder(stream: Any) -> tuple[Callable[[CudaEvent], Any], Record]:
-    """cuEventRecord straight from cuda-bindings: about half the host cost of torch's Event.record.
-
-    torch creates an event's handle on its first record, so ``mark`` records once through torch.
-    """
-    from cuda.bindings import driver
-
-    raw_stream = driver.CUstream(int(stream.cuda_stream))
-    cu_record = driver.cuEventRecord
-
-    def mark(event: Any) -> Any:
-        event.record(stream)
-        return driver.CUevent(int(event.cuda_event))
-
-    def record(handle: Any) -> object:
-        return cu_record(handle, raw_stream)
-
-    return mark, record
-
-
-def _driver_recorder_works(stream: Any, make_event: Callable[[], CudaEvent]) -> bool:
-    """Self-test of the cuda-bindings path on this host: two raw records give a sane interval."""
-    try:
-        from cuda.bindings import driver
-
-        mark, record = _driver_recorder(stream)
-        first, second = make_event(), make_event()
-        handles = [mark(first), mark(second)]
-        stream.synchronize()
-        results: list[Any] = [record(h) for h in handles]
-        second.synchronize()
-        ok = all(r[0] == driver.CUresult.CUDA_SUCCESS for r in results)
-        return ok and first.elapsed_time(second) >= 0
-    except Exception:  # not installed, or a driver/bindings mismatch: torch's path always works
-        return False
+    name: str = "torch"  # which event path the loop uses, for reports
 
 
 def torch_cuda_api(stream: Any = None) -> CudaApi:
-    """The real seam. With ``stream``, prefer cuda-bindings' raw event record when it self-tests."""
+    """The real seam. With ``stream``, the fastest event path that self-tests on this host."""
     import torch
 
     def is_default(s: Any) -> bool:
@@ -294,14 +248,14 @@ def torch_cuda_api(stream: Any = None) -> CudaApi:
         made: CudaEvent = event(enable_timing=True)
         return made
 
-    fast = stream is not None and _driver_recorder_works(stream, make_event)
+    path = cuda_events.best_path(stream, make_event) if stream is not None else cuda_events.torch_path
     return CudaApi(
         make_event=make_event,
         stream_context=torch.cuda.stream,
         is_default_stream=is_default,
-        recorder=_driver_recorder if fast else _torch_recorder,
+        recorder=path,
         make_flush=make_flush,
-        name="cuda-bindings" if fast else "torch",
+        name=path(stream).name if stream is not None else "torch",
     )
 
 
@@ -323,15 +277,19 @@ class _EventPool:
         self._free.extend(events)
 
 
-def _read_ns(events: list[tuple[CudaEvent, Any]], paired: bool) -> IntArray:
+def _read_ns(events: list[tuple[CudaEvent, Any]], paired: bool, path: EventPath) -> IntArray:
     """Wait for the chunk's last event, then read each iteration's GPU time (ms → ns).
 
     Shared boundaries: k iterations between k + 1 events. Paired: (start, end) per iteration.
     """
-    plain = [event for event, _ in events]
-    plain[-1].synchronize()
-    starts, ends = (plain[0::2], plain[1::2]) if paired else (plain[:-1], plain[1:])
-    return np.fromiter((round(s.elapsed_time(e) * 1e6) for s, e in zip(starts, ends)), dtype=np.int64,
+    events[-1][0].synchronize()
+    if path.elapsed is None:
+        points: list[Any] = [event for event, _ in events]
+        elapsed: Callable[[Any, Any], float] = lambda s, e: s.elapsed_time(e)  # noqa: E731
+    else:
+        points, elapsed = [m for _, m in events], path.elapsed
+    starts, ends = (points[0::2], points[1::2]) if paired else (points[:-1], points[1:])
+    return np.fromiter((round(elapsed(s, e) * 1e6) for s, e in zip(starts, ends)), dtype=np.int64,
                        count=len(ends))
 
 
@@ -353,6 +311,9 @@ def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tupl
         if elapsed >= limit:
             return calls, elapsed * NS
         batch = min(2 * batch, MAX_WARMUP_BATCH)
+
+
+Record = Callable[[Any], object]  # records one event mark on the timed stream
 
 
 def _enqueue_shared(fn: Callable[[], object], record: Record, marks: list[Any], enqueue: list[int]) -> None:
@@ -405,7 +366,8 @@ def measure_events(
     clock = time.perf_counter_ns
     stop = _StopRule(budget)
     with api.stream_context(stream):
-        mark, record = (api.recorder or _torch_recorder)(stream)
+        path = (api.recorder or cuda_events.torch_path)(stream)
+        mark, record = path.mark, path.record
         flush = api.make_flush() if cold and api.make_flush else None
         timed = fn if flush is None else _flushed(fn, flush)
         warm_calls, warm_s = _warm_up_gpu(timed, budget.warmup_s, stream)
@@ -429,7 +391,7 @@ def measure_events(
             submitted += k
             enqueue.extend(np.asarray(host, dtype=np.int64))
             if pending:
-                done = _read_ns(pending, cold)
+                done = _read_ns(pending, cold, path)
                 samples.extend(done)
                 pool.give(pending)
                 per_call = max(float(done.mean()), float(np.mean(host))) * NS
@@ -440,7 +402,7 @@ def measure_events(
             reason = stop(samples, submitted, (clock() - begin) * NS)
         stream.synchronize()
         wall_s = (clock() - begin) * NS
-        samples.extend(_read_ns(pending, cold))
+        samples.extend(_read_ns(pending, cold, path))
     seconds = samples.seconds()
     return Timing(
         clock="cuda-event-cold-l2" if cold else "cuda-event",

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pytest_trt import timing
+from pytest_trt.cuda_events import EventPath
 from pytest_trt.timing import (
     STOP_CONVERGED,
     STOP_MAX_ITERATIONS,
@@ -353,27 +354,36 @@ def test_gpu_events_match_a_sleep_kernel() -> None:
 
 @needs_gpu
 @alone_on_gpu
-def test_gpu_cold_l2_and_the_record_paths_agree_on_a_sleep_kernel() -> None:
-    """Both event-record paths (cuda-bindings where it self-tests, torch) and the cold-L2 loop time a
-    fixed-cycle kernel alike; a sleep kernel touches no memory, so flushing must not change it."""
+def test_gpu_cold_l2_and_the_event_paths_agree_on_a_sleep_kernel() -> None:
+    """Every event path (libcuda via ctypes, cuda-bindings where installed, torch) and the cold-L2
+    loop time a fixed-cycle kernel alike; a sleep kernel touches no memory, so flushing must not
+    change it."""
     import importlib.util
 
     import torch
 
+    from pytest_trt import cuda_events
     from pytest_trt.timing import cuda_api, measure_events, torch_cuda_api
 
     cuda: Any = torch.cuda
     stream = cuda.Stream()
+    make_event = lambda: cuda.Event(enable_timing=True)  # noqa: E731
+    assert cuda_events.works(cuda_events.libcuda_path(stream), stream, make_event), "libcuda path failed"
     if importlib.util.find_spec("cuda.bindings") is not None:
-        assert cuda_api(stream).name == "cuda-bindings", "cuda-bindings is installed but failed its self-test"
-    torch_api = replace(torch_cuda_api(), recorder=None)
+        assert cuda_events.works(cuda_events.bindings_path(stream), stream, make_event), "cuda-bindings failed"
+    assert cuda_api(stream).name == "libcuda"
     budget = Budget(warmup_s=0.05, min_time_s=0.2, max_time_s=2.0)
     fn = lambda: cuda._sleep(500_000)  # noqa: E731
-    fast = measure(fn, batch_size=1, budget=budget, stream=stream)
-    plain = measure_events(fn, batch_size=1, budget=budget, stream=stream, api=torch_api)
+    plain = measure_events(fn, batch_size=1, budget=budget, stream=stream,
+                           api=replace(torch_cuda_api(), recorder=None))
+    for factory in cuda_events.PATHS:
+        if factory is cuda_events.bindings_path and importlib.util.find_spec("cuda.bindings") is None:
+            continue
+        api = replace(torch_cuda_api(), recorder=factory)
+        raw = measure_events(fn, batch_size=1, budget=budget, stream=stream, api=api)
+        assert raw.stats.median == pytest.approx(plain.stats.median, rel=0.05), factory.__name__
     cold = measure(fn, batch_size=1, budget=replace(budget, flush_l2=True), stream=stream)
     assert cold.clock == "cuda-event-cold-l2"
-    assert fast.stats.median == pytest.approx(plain.stats.median, rel=0.05)
     assert cold.stats.median == pytest.approx(plain.stats.median, rel=0.05)
 
 
@@ -428,7 +438,7 @@ def test_a_custom_recorder_records_every_event_through_its_marks() -> None:
     cuda, stream = FakeCuda(), FakeStream()
     recorded: list[int] = []
 
-    def recorder(s: Any) -> tuple[Any, Any]:
+    def recorder(s: Any) -> EventPath:
         def mark(event: Any) -> Any:
             return event  # stands for a raw handle
 
@@ -436,7 +446,7 @@ def test_a_custom_recorder_records_every_event_through_its_marks() -> None:
             recorded.append(id(handle))
             handle.record(s)
 
-        return mark, record
+        return EventPath(mark, record, lambda start, end: start.elapsed_time(end), "fake-raw")
 
     api = replace(cuda.api(), recorder=recorder)
     budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=200, max_iterations=200, target_rel_ci=0)

@@ -4,6 +4,9 @@
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
+# Session 3 steps: gate3 (as gate2, dumped per block), core3 (GPU tests of the event paths, timer
+#   fidelity with the libcuda path, an OOM probe, torch.compile at batch 32), zoo4 (the remaining zoo
+#   cells, ONNX Runtime first; everything packed into one tarball since only 8 files come back).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 step=${1:?step}
@@ -63,6 +66,37 @@ gate2) # collection only: judging takes minutes of CPU, so judge the dump here w
 gate3) # session 3: as gate2, and every finished block is dumped at once, so the limit loses nothing
   run gate 570 $py benchmarks/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
   nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv >"$out/device.txt"
+  ;;
+core3)
+  { nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv
+    $py -c "import torch, onnxruntime as o; print(torch.__version__, o.__version__, o.get_available_providers())"
+  } >"$out/device.txt" 2>&1
+  cat "$out/device.txt"
+  run tests 100 $py -m pytest tests/test_timing.py tests/test_cuda_events.py tests/test_telemetry.py \
+    tests/test_backend_contract.py -q -p no:cacheprovider -rs
+  run fidelity 140 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  # An OOM cell on purpose (DeepLabV3 fp32 at batch 1024 does not fit 80 GB), then the next case must run.
+  run oom 60 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50 --trt-backend torch \
+    --trt-precision fp32 --trt-batch-size 1024,1 "${FAST[@]}" --trt-min-iterations 3 \
+    --trt-results "$out/oom.json" --trt-report-md "$out/oom.md"
+  run compile 130 $py -m pytest benchmarks --trt-device cuda --trt-model vgg16,densenet201,unet,deeplabv3_resnet50 \
+    --trt-backend torch-compile --trt-precision fp16 --trt-batch-size 32 "${FAST[@]}" --trt-min-iterations 3 \
+    --trt-results "$out/compile.json" --trt-report-md "$out/compile.md"
+  tar czf "$out/core3.tgz" -C "$out" --exclude core3.tgz . 2>/dev/null
+  ;;
+zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)
+  big=(--trt-min-iterations 3 --trt-batch-size 1,32,256)
+  variants=(--trt-variant eager,channels-last,cuda-graph)
+  run zoo4_ort 240 $py -m pytest benchmarks --trt-device cuda --trt-model densenet201,deeplabv3_resnet50,unet \
+    --trt-backend onnxruntime --trt-precision fp32,fp16 "${big[@]}" "${FAST[@]}" \
+    --trt-results "$out/zoo4_ort.json" --trt-report-md "$out/zoo4_ort.md"
+  run zoo4_unet 150 $py -m pytest benchmarks --trt-device cuda --trt-model unet --trt-backend torch \
+    --trt-precision fp32,tf32,fp16,bf16 "${big[@]}" "${variants[@]}" -k "not (channels-last or cuda-graph) or fp16" "${FAST[@]}" \
+    --trt-results "$out/zoo4_unet.json" --trt-report-md "$out/zoo4_unet.md"
+  run zoo4_deeplab 150 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50 --trt-backend torch \
+    --trt-precision tf32,fp16,bf16 "${big[@]}" "${variants[@]}" -k "not (channels-last or cuda-graph) or fp16" "${FAST[@]}" \
+    --trt-results "$out/zoo4_deeplab.json" --trt-report-md "$out/zoo4_deeplab.md"
+  tar czf "$out/zoo4.tgz" -C "$out" --exclude zoo4.tgz . 2>/dev/null
   ;;
 zoo3) # what session 1 did not reach: ONNX Runtime on DenseNet-201, all of DeepLabV3 and the UNet
   run zoo3 570 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet,densenet201 \

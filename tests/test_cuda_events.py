@@ -1,0 +1,102 @@
+"""The event paths' self-test and fallback, on hosts with and without a GPU.
+
+On CPU hosts the raw paths cannot load a driver: they must fail their self-test quietly and leave
+torch's path. The FakeEvent/FakeStream below are named fakes of torch's CUDA event and stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_trt import cuda_events
+from pytest_trt.cuda_events import EventPath
+
+
+class FakeEvent:
+    clock = 0.0
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+        self.cuda_event = 0
+
+    def record(self, stream: Any = None) -> None:
+        FakeEvent.clock += 1.0
+        self.at = FakeEvent.clock
+
+    def synchronize(self) -> None:
+        pass
+
+    def elapsed_time(self, end: FakeEvent) -> float:
+        assert self.at is not None and end.at is not None
+        return end.at - self.at
+
+
+class FakeStream:
+    cuda_stream = 0
+
+    def synchronize(self) -> None:
+        pass
+
+
+def _fake_path(elapsed_bias: float = 0.0, result: object = 0) -> EventPath:
+    def record(event: FakeEvent) -> object:
+        event.record()
+        return result
+
+    def elapsed(start: FakeEvent, end: FakeEvent) -> float:
+        return start.elapsed_time(end) + elapsed_bias
+
+    return EventPath(lambda e: e, record, elapsed, "fake")
+
+
+def test_a_path_that_reads_what_torch_reads_passes_its_self_test() -> None:
+    assert cuda_events.works(_fake_path(), FakeStream(), FakeEvent)
+
+
+def test_a_path_that_reads_other_times_than_torch_fails_its_self_test() -> None:
+    assert not cuda_events.works(_fake_path(elapsed_bias=0.01), FakeStream(), FakeEvent)
+
+
+@pytest.mark.parametrize("result", [1, (type("R", (), {"value": 700})(),)])
+def test_a_path_whose_record_reports_an_error_fails_its_self_test(result: object) -> None:
+    assert not cuda_events.works(_fake_path(result=result), FakeStream(), FakeEvent)
+
+
+def test_a_path_that_raises_fails_its_self_test() -> None:
+    def boom(_: Any) -> object:
+        raise OSError("libcuda.so.1: cannot open shared object file")
+
+    assert not cuda_events.works(EventPath(lambda e: e, boom, None, "broken"), FakeStream(), FakeEvent)
+
+
+def test_best_path_falls_back_to_torch_when_no_raw_path_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unloadable(stream: Any) -> EventPath:
+        raise OSError("no driver")
+
+    monkeypatch.setattr(cuda_events, "PATHS", (unloadable, lambda s: _fake_path(elapsed_bias=1.0)))
+    chosen = cuda_events.best_path(FakeStream(), FakeEvent)
+    assert chosen is cuda_events.torch_path
+    assert chosen(FakeStream()).name == "torch"
+
+
+def test_best_path_takes_the_first_that_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    def good(stream: Any) -> EventPath:
+        return _fake_path()
+
+    monkeypatch.setattr(cuda_events, "PATHS", (good,))
+    assert cuda_events.best_path(FakeStream(), FakeEvent) is good
+
+
+def test_the_real_raw_paths_fail_quietly_without_a_gpu() -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: tests/test_timing.py checks the raw paths on it")
+    for factory in cuda_events.PATHS:
+        try:
+            path = factory(FakeStream())
+        except Exception:
+            continue  # no libcuda or no cuda-bindings here: best_path skips it the same way
+        assert not cuda_events.works(path, FakeStream(), FakeEvent)
+    assert cuda_events.best_path(FakeStream(), FakeEvent) is cuda_events.torch_path
