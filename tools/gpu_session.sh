@@ -84,6 +84,18 @@ core3)
     --trt-results "$out/compile.json" --trt-report-md "$out/compile.md"
   tar czf "$out/core3.tgz" -C "$out" --exclude core3.tgz . 2>/dev/null
   ;;
+core3b) # session 3: what core3's limits cut (timer fidelity), then the zoo's ONNX Runtime and UNet cells
+  run fidelity 190 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  big=(--trt-min-iterations 3 --trt-batch-size 1,32,256)
+  run zoo4_ort 225 $py -m pytest benchmarks --trt-device cuda --trt-model densenet201,unet,deeplabv3_resnet50 \
+    --trt-backend onnxruntime --trt-precision fp32,fp16 "${big[@]}" "${FAST[@]}" \
+    --trt-results "$out/zoo4_ort.json" --trt-report-md "$out/zoo4_ort.md"
+  run zoo4_unet 135 $py -m pytest benchmarks --trt-device cuda --trt-model unet --trt-backend torch \
+    --trt-precision fp32,tf32,fp16,bf16 "${big[@]}" --trt-variant eager,channels-last,cuda-graph \
+    -k "not (channels-last or cuda-graph) or fp16" "${FAST[@]}" \
+    --trt-results "$out/zoo4_unet.json" --trt-report-md "$out/zoo4_unet.md"
+  tar czf "$out/core3b.tgz" -C "$out" --exclude core3b.tgz . 2>/dev/null
+  ;;
 zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)
   big=(--trt-min-iterations 3 --trt-batch-size 1,32,256)
   variants=(--trt-variant eager,channels-last,cuda-graph)
