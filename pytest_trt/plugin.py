@@ -6,6 +6,8 @@ plain modules that the hooks call.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from pytest_trt import settings as settings_mod
@@ -46,3 +48,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from pytest_trt import session
 
     session.parametrize(metafunc, metafunc.config.stash[CONTEXT])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        from pytest_trt import session
+
+        session.announce_case(item)

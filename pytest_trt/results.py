@@ -19,6 +19,7 @@ NAN = "nan"
 BUILD_FAILED = "build-failed"
 ACCURACY_FAILED = "accuracy-failed"
 SKIPPED = "skipped"
+CRASHED = "crashed"  # the process died in the case (a native abort in a backend); pytest-xdist only
 
 # Flags (DESIGN.md rule 7).
 UNSTABLE = "UNSTABLE"

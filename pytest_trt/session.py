@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from pytest_trt import matrix
+from pytest_trt.case import Case
 from pytest_trt.context import Context
-from pytest_trt.results import CaseResult
-from pytest_trt.stash import RESULT_PROPERTY
+from pytest_trt.results import CRASHED, CaseResult
+from pytest_trt.stash import CASE_PROPERTY, RESULT_PROPERTY
 
 
 def validate(config: pytest.Config, ctx: Context) -> None:
@@ -52,6 +53,22 @@ def parametrize(metafunc: pytest.Metafunc, ctx: Context) -> None:
     metafunc.parametrize("trt_case", params)
 
 
+def announce_case(item: pytest.Item) -> None:
+    """Send the case with the setup report, so the controller can record it if the process dies in it."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("trt_case") if callspec is not None else None
+    if not isinstance(case, Case):
+        return
+    model = getattr(item, "funcargs", {}).get("trt_model")
+    name = getattr(model, "name", None) or case.model or case.id
+    item.user_properties.append((CASE_PROPERTY, {"case": case.to_dict(), "model_name": name}))
+
+
+def _worker_crashed(report: pytest.TestReport) -> bool:
+    """pytest-xdist's report for an item whose worker died (it then starts a new worker)."""
+    return bool(report.failed and report.when == "???" and "crashed" in str(report.longrepr))  # type: ignore[comparison-overlap]
+
+
 class Controller:
     """Collects case results from reports; writes results, baseline and reports at the end."""
 
@@ -59,17 +76,30 @@ class Controller:
         self.config = config
         self.ctx = ctx
         self.results: dict[str, CaseResult] = {}
+        self.planned: dict[str, dict[str, Any]] = {}  # nodeid → case announced at setup
         self.written: list[str] = []
         self.partial = partial_path(ctx)
         self._journal: Any = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
+            if name == CASE_PROPERTY and isinstance(value, dict):
+                self.planned[report.nodeid] = value
             if name == RESULT_PROPERTY and isinstance(value, dict):
                 result = CaseResult.from_dict(value)
                 if result.nodeid not in self.results:  # setup + call reports carry the same entries
                     self._journal_write(value)
                 self.results[result.nodeid] = result
+        if report.nodeid in self.planned and report.nodeid not in self.results and _worker_crashed(report):
+            self._record_crash(report)
+
+    def _record_crash(self, report: pytest.TestReport) -> None:
+        planned = self.planned[report.nodeid]
+        result = CaseResult(Case.from_dict(planned["case"]), report.nodeid, planned["model_name"], CRASHED,
+                            f"{report.longrepr}: the process died inside the case (a native abort or "
+                            "segfault, e.g. in a backend's C++ code); pytest-xdist started a new worker")
+        self._journal_write(result.to_dict())
+        self.results[report.nodeid] = result
 
     def _journal_write(self, value: dict[str, Any]) -> None:
         """Append each result as it arrives, so a crash (a native abort in a backend) loses nothing."""

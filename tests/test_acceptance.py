@@ -166,3 +166,25 @@ def test_latency(trt_bench, trt_runner, trt_case):
     report = subprocess.run([sys.executable, "-m", "pytest_trt.cli", "report", str(journal)],
                             capture_output=True, text=True)
     assert report.returncode == 0 and "| torch | fp32 | 1 |" in report.stdout
+
+
+def test_under_xdist_a_crashed_case_is_recorded_and_the_session_goes_on(user_project, tmp_path):
+    """With -n, pytest-xdist restarts a worker that died; the crashed case becomes a CRASHED state."""
+    pytest.importorskip("xdist")
+    user_project.makepyfile(test_crash='''
+import os
+
+def test_latency(trt_bench, trt_runner, trt_case):
+    if trt_case.batch_size == 2:
+        os.abort()  # what a native abort inside a backend's C++ code does to the process
+    trt_bench(trt_runner)
+''')
+    out = tmp_path / "results.json"
+    result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1,2,4", "-n", "1",
+                                    "--trt-results", str(out), "test_crash.py")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*torch*fp32*2*CRASHED*", "*torch-fp32-bs2: CRASHED: worker 'gw0' crashed*"])
+    cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
+    assert set(cases) == {"torch-fp32-bs1", "torch-fp32-bs2", "torch-fp32-bs4"}
+    assert cases["torch-fp32-bs2"]["status"] == "crashed" and cases["torch-fp32-bs2"]["timing"] is None
+    assert cases["torch-fp32-bs4"]["status"] == "ok"  # the case after the crash ran on a new worker
