@@ -18,8 +18,9 @@ b and the current run from block b + 1 (a later time):
 * injected: the same baselines against block b+1's slowed session.
 
 Every comparison is judged by ``pytest_trt.gate.judge`` (the gate's own code) at each threshold in
-``--thresholds``, then, as the plugin does with ``--trt-confirm 1``, a REGRESSION is confirmed by
-timing the same runner again right away and judging those samples (``gate.confirm``). On the same
+``--thresholds``, then, as the plugin does with ``--trt-confirm 1`` (and 2), a REGRESSION is confirmed
+by timing the same runner again right away and judging those samples (``gate.confirm``); a second
+re-measurement is taken while the first still regresses. On the same
 samples two other rules are scored: pytest-benchmark's ``--benchmark-compare-fail=median:T``
 (newest baseline run only, as pytest-benchmark compares against one saved run) and "ratio > 1 + T
 and one-sided Mann-Whitney p < alpha". The achieved slowdown of each level is measured, not
@@ -58,6 +59,7 @@ Timer = Callable[[Work], list[float]]  # one case's samples (seconds) under the 
 LEVELS = (0.03, 0.05, 0.10, 0.15)
 ALPHA = 0.01
 MULTI_RUNS = 3  # runs in the multi-run baseline
+CONFIRMATIONS = 2  # re-measurements taken while each still regresses (--trt-confirm 1 and 2 are judged)
 CALIBRATION_CALLS = {"cpu": 200, "cuda": 60}  # calls per calibration timing (CPU medians need more)
 # Budget per case: the plugin's defaults on CPU; on GPU the short budget of the zoo runs, so the
 # whole validation fits one device call. Plain sessions per block and blocks give >= 400 A/A pairs.
@@ -293,12 +295,13 @@ def regresses(setup: Setup, current: Sequence[float], runs: list[list[float]]) -
 
 def collect(
     setup: Setup, units: dict[tuple[str, float], int], seed: int,
-    checkpoint: Callable[[Samples, Samples, int], None] | None = None,
-) -> tuple[Samples, Samples]:
+    checkpoint: Callable[[Samples, list[Samples], int], None] | None = None,
+) -> tuple[Samples, list[Samples]]:
     """Time every session; a run the gate finds regressed (any threshold, either baseline) is timed
-    again at once, as ``--trt-confirm 1`` does in the plugin. Returns (runs, confirmation runs).
+    again at once, as ``--trt-confirm`` does in the plugin, up to ``CONFIRMATIONS`` times while each
+    re-measurement still regresses. Returns (runs, [first confirmations, second confirmations, ...]).
 
-    ``checkpoint(data, confirm, blocks_done)`` runs after each block, so a run cut short by a time
+    ``checkpoint(data, confirms, blocks_done)`` runs after each block, so a run cut short by a time
     limit still leaves its finished blocks to judge."""
     rng = random.Random(seed)
     sessions = setup.plains + [f"S{lvl:g}" for lvl in LEVELS]
@@ -309,7 +312,7 @@ def collect(
         for lvl in LEVELS:
             runners[(f"S{lvl:g}", name)] = slowed(fn, setup.make_extra(units[(name, lvl)]))
     data: Samples = {}
-    confirm: Samples = {}
+    confirms: list[Samples] = [{} for _ in range(CONFIRMATIONS)]
     names = list(setup.workloads)
     for block in range(setup.blocks):
         order = sessions[:]
@@ -319,30 +322,35 @@ def collect(
             for name in names:
                 key = (block, session, name)
                 data[key] = setup.case(runners[(session, name)])
-                if block and any(any(regresses(setup, data[key], runs).values())
-                                 for runs in baselines(setup, data, key).values()):
-                    confirm[key] = setup.case(runners[(session, name)])
-        print(f"  block {block + 1}/{setup.blocks} timed, {len(confirm)} re-measured so far",
+                latest = data[key]
+                for confirm in confirms if block else []:
+                    if not any(any(regresses(setup, latest, runs).values())
+                               for runs in baselines(setup, data, key).values()):
+                        break
+                    latest = confirm[key] = setup.case(runners[(session, name)])
+        print(f"  block {block + 1}/{setup.blocks} timed, {len(confirms[0])} re-measured so far",
               file=sys.stderr, flush=True)
         if checkpoint is not None:
-            checkpoint(data, confirm, block + 1)
-    return data, confirm
+            checkpoint(data, confirms, block + 1)
+    return data, confirms
 
 
 # ----------------------------------------------------------------------------- judging
-RULES = ("gate", "gate_confirmed", "mwu", "pb_median")
+RULES = ("gate", "gate_confirmed", "gate_confirmed2", "mwu", "pb_median")
 
 
 def decisions(
-    comparison: gate.Comparison, again: gate.Comparison | None, newest: float, current_median: float,
+    comparison: gate.Comparison, again: list[gate.Comparison | None], newest: float, current_median: float,
     threshold: float,
 ) -> dict[str, bool]:
-    """The four rules on the same samples. ``again``: the confirmation run's comparison, if one was taken."""
+    """The rules on the same samples. ``again``: the confirmation runs' comparisons (None: not taken)."""
     fired = gate.decide(comparison, threshold) == gate.REGRESSION
-    confirmed = fired and again is not None and gate.decide(again, threshold) == gate.REGRESSION
+    held = [c is not None and gate.decide(c, threshold) == gate.REGRESSION for c in again]
+    confirmed = fired and len(held) > 0 and held[0]
     return {
         "gate": fired,
         "gate_confirmed": confirmed,
+        "gate_confirmed2": confirmed and len(held) > 1 and held[1],
         "mwu": comparison.ratio > 1 + threshold
         and comparison.p_slower < ALPHA
         and comparison.ratio > comparison.spread
@@ -356,18 +364,18 @@ def rate(hits: int, n: int) -> dict[str, Any]:
     return {"hits": hits, "n": n, "rate": hits / n if n else None, "ci95": [ci.low, ci.high] if ci else None}
 
 
-def evaluate(data: Samples, confirm: Samples, setup: Setup) -> dict[str, Any]:
+def evaluate(data: Samples, confirms: list[Samples], setup: Setup, rules: Sequence[str] = RULES) -> dict[str, Any]:
     """{threshold: {comparison: {rule: rate}}} over every current run of blocks 1..n-1.
 
     The bootstrap comparisons do not depend on the threshold: each is computed once.
     """
-    judged = []  # (label, workload, comparison, confirmation comparison, newest median, current median)
+    judged = []  # (label, workload, comparison, confirmation comparisons, newest median, current median)
     for key in sorted(k for k in data if k[0] > 0):
         _, session, name = key
         kind = "aa" if session in setup.plains else f"slow{session[1:]}"
         for base_kind, runs in baselines(setup, data, key).items():
             comparison = gate.compare_samples(data[key], runs, ALPHA)
-            again = gate.compare_samples(confirm[key], runs, ALPHA) if key in confirm else None
+            again = [gate.compare_samples(c[key], runs, ALPHA) if key in c else None for c in confirms]
             judged.append((f"{kind}_{base_kind}", name, comparison, again, statistics.median(runs[-1]),
                            statistics.median(data[key])))
     results: dict[str, Any] = {}
@@ -378,11 +386,13 @@ def evaluate(data: Samples, confirm: Samples, setup: Setup) -> dict[str, Any]:
         for label, name, comparison, again, newest, current in judged:
             counts[label] = counts.get(label, 0) + 1
             for rule, fired in decisions(comparison, again, newest, current, threshold).items():
-                hits.setdefault(label, dict.fromkeys(RULES, 0))[rule] += int(fired)
+                if rule not in rules:
+                    continue
+                hits.setdefault(label, dict.fromkeys(rules, 0))[rule] += int(fired)
                 if fired and label.startswith("aa"):
                     per = alarms.setdefault(f"{label}/{rule}", {})
                     per[name] = per.get(name, 0) + 1
-        table = {label: {rule: rate(hits[label][rule], counts[label]) for rule in RULES} for label in counts}
+        table = {label: {rule: rate(hits[label][rule], counts[label]) for rule in rules} for label in counts}
         table["false_alarms_by_workload"] = alarms
         results[f"{threshold:g}"] = table
     return results
@@ -464,11 +474,15 @@ def markdown(report: dict[str, Any]) -> str:
     out = []
     for threshold, res in report["results"].items():
         pct = f"{float(threshold):.0%}"
+        rules = [r for r in RULES if r in res["aa_single"]]
+        headers = {"gate": "gate", "gate_confirmed": "gate + confirmation",
+                   "gate_confirmed2": "gate + 2 confirmations", "mwu": "MWU rule",
+                   "pb_median": f"pytest-benchmark median:{pct}"}
         out += [
             f"Threshold {pct}:",
             "",
-            f"| comparison | n | gate | gate + confirmation | MWU rule | pytest-benchmark median:{pct} |",
-            "|---|---|---|---|---|---|",
+            "| comparison | n | " + " | ".join(headers[r] for r in rules) + " |",
+            "|---|---|" + "---|" * len(rules),
         ]
         labels = [("aa_single", "A/A, 1-run baseline: false alarms"),
                   ("aa_multi", f"A/A, {MULTI_RUNS}-run baseline: false alarms")]
@@ -479,7 +493,7 @@ def markdown(report: dict[str, Any]) -> str:
             labels.append((f"slow{lvl:g}_multi", f"+{lvl:.0%} injected, {MULTI_RUNS}-run: detected"))
         for key, label in labels:
             r = res[key]
-            out.append(f"| {label} | {r['gate']['n']} | " + " | ".join(_cell(r[rule]) for rule in RULES) + " |")
+            out.append(f"| {label} | {r['gate']['n']} | " + " | ".join(_cell(r[rule]) for rule in rules) + " |")
         out.append("")
     return "\n".join(out)
 
@@ -563,23 +577,24 @@ def collect_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
             units[(name, lvl)], calibration[f"{name}@{lvl:g}"] = unit_count, achieved
     calibrated_s = time.perf_counter() - started
 
-    def record(data: Samples, confirm: Samples, blocks_done: int) -> dict[str, Any]:
-        return _record(args, setup, plan, info, repeats, calibration, data, confirm, blocks_done,
+    def record(data: Samples, confirms: list[Samples], blocks_done: int) -> dict[str, Any]:
+        return _record(args, setup, plan, info, repeats, calibration, data, confirms, blocks_done,
                        {"calibration": calibrated_s, "timing": time.perf_counter() - started})
 
-    def checkpoint(data: Samples, confirm: Samples, blocks_done: int) -> None:
+    def checkpoint(data: Samples, confirms: list[Samples], blocks_done: int) -> None:
         if args.dump_samples and blocks_done >= 2:  # comparisons need two blocks
-            _dump(args.dump_samples, record(data, confirm, blocks_done))
+            _dump(args.dump_samples, record(data, confirms, blocks_done))
 
-    data, confirm = collect(setup, units, args.seed, checkpoint)
+    data, confirms = collect(setup, units, args.seed, checkpoint)
     if hasattr(os, "getloadavg"):
         info["loadavg_end"] = list(os.getloadavg())
-    return record(data, confirm, setup.blocks)
+    return record(data, confirms, setup.blocks)
 
 
 def _record(
     args: argparse.Namespace, setup: Setup, plan: dict[str, Any], info: dict[str, Any], repeats: dict[str, int],
-    calibration: dict[str, float], data: Samples, confirm: Samples, blocks_done: int, wall_s: dict[str, float],
+    calibration: dict[str, float], data: Samples, confirms: list[Samples], blocks_done: int,
+    wall_s: dict[str, float],
 ) -> dict[str, Any]:
     budget = plan["budget"]
     return {
@@ -604,7 +619,8 @@ def _record(
         "calibration_achieved": calibration,
         "workloads": sorted(setup.workloads),
         "data": data,
-        "confirm": confirm,
+        "confirm": confirms[0],  # first re-measurements (the key older dumps have)
+        "confirm_more": confirms[1:],  # second and later, each taken while the previous still regressed
         "wall_s": wall_s,
     }
 
@@ -613,6 +629,8 @@ def judge_run(run: dict[str, Any]) -> dict[str, Any]:
     """The report of a collected run: rates per threshold and rule, noise, achieved slowdowns."""
     started = time.perf_counter()
     config, data, confirm = run["config"], run["data"], run["confirm"]
+    confirms = [confirm, *run.get("confirm_more", [])]
+    rules = tuple(r for r in RULES if r != "gate_confirmed2" or len(confirms) > 1)  # older dumps: one
     setup = Setup(run["device"], lambda fn: [], lambda fn, n: [], dict.fromkeys(run["workloads"], lambda: None),
                   lambda units: lambda: None, config["blocks"], config["plain_sessions_per_block"],
                   tuple(config["thresholds"]))
@@ -624,7 +642,7 @@ def judge_run(run: dict[str, Any]) -> dict[str, Any]:
         achieved_slowdown=achieved_slowdowns(data, setup),
         aa_noise=aa_noise(data, setup),
         confirmation_noise=confirmation_noise(data, confirm),
-        results=evaluate(data, confirm, setup),
+        results=evaluate(data, confirms, setup, rules),
     )
     report["wall_s"] = {**run["wall_s"], "judging": time.perf_counter() - started}
     report["wall_s"]["total"] = report["wall_s"]["timing"] + report["wall_s"]["judging"]
