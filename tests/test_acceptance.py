@@ -36,7 +36,7 @@ def test_matrix_runs_with_readable_ids_and_writes_results(user_project, tmp_path
         assert len(case["timing"]["samples"]) == min(stats["n"], 5000) and stats["n"] >= 10
         assert case["accuracy"]["agreement"]["passed"] is True
         phases = case["build"]["phase_s"]  # where a case's wall time went, beyond its timing
-        assert {"check", "measure", "check_timed", "flops"} <= set(phases) and phases["measure"] > 0
+        assert {"first_run", "check", "measure", "check_timed", "flops"} <= set(phases) and phases["measure"] > 0
         assert case["build"]["prepare_s"] > 0 and "transfers" not in phases  # no copies to split on CPU
 
 
