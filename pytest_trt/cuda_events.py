@@ -42,23 +42,30 @@ def torch_path(stream: Any) -> EventPath:
     return EventPath(lambda event: event, record, None, "torch")
 
 
-def bindings_path(stream: Any) -> EventPath:
-    """cuEventRecord / cuEventElapsedTime through cuda-bindings.
+def _raw_mark(stream: Any, wrap: Callable[[int], Any]) -> Callable[[Any], Any]:
+    """torch creates an event's handle on its first record: record once through torch, keep the handle."""
 
-    torch creates an event's handle on its first record, so ``mark`` records once through torch.
-    """
+    def mark(event: Any) -> Any:
+        event.record(stream)
+        return wrap(int(event.cuda_event))
+
+    return mark
+
+
+def _raw_record(cu_record: Callable[[Any, Any], object], raw_stream: Any) -> Callable[[Any], object]:
+    def record(handle: Any) -> object:
+        return cu_record(handle, raw_stream)
+
+    return record
+
+
+def bindings_path(stream: Any) -> EventPath:
+    """cuEventRecord / cuEventElapsedTime through cuda-bindings."""
     from cuda.bindings import driver
 
     raw_stream = driver.CUstream(int(stream.cuda_stream))
     cu_record, cu_elapsed = driver.cuEventRecord, driver.cuEventElapsedTime
     success = driver.CUresult.CUDA_SUCCESS
-
-    def mark(event: Any) -> Any:
-        event.record(stream)
-        return driver.CUevent(int(event.cuda_event))
-
-    def record(handle: Any) -> object:
-        return cu_record(handle, raw_stream)
 
     def elapsed(start: Any, end: Any) -> float:
         err, ms = cu_elapsed(start, end)
@@ -66,7 +73,8 @@ def bindings_path(stream: Any) -> EventPath:
             raise RuntimeError(f"cuEventElapsedTime failed: {err}")
         return float(ms)
 
-    return EventPath(mark, record, elapsed, "cuda-bindings")
+    return EventPath(_raw_mark(stream, driver.CUevent), _raw_record(cu_record, raw_stream), elapsed,
+                     "cuda-bindings")
 
 
 def _libcuda() -> Any:
@@ -86,20 +94,13 @@ def libcuda_path(stream: Any) -> EventPath:
     out = ctypes.c_float()
     out_ref = ctypes.byref(out)
 
-    def mark(event: Any) -> Any:
-        event.record(stream)
-        return ctypes.c_void_p(int(event.cuda_event))
-
-    def record(handle: Any) -> object:
-        return cu_record(handle, raw_stream)
-
     def elapsed(start: Any, end: Any) -> float:
         err = cu_elapsed(out_ref, start, end)
         if err:
             raise RuntimeError(f"cuEventElapsedTime failed: CUresult {err}")
         return float(out.value)
 
-    return EventPath(mark, record, elapsed, "libcuda")
+    return EventPath(_raw_mark(stream, ctypes.c_void_p), _raw_record(cu_record, raw_stream), elapsed, "libcuda")
 
 
 PATHS: tuple[Callable[[Any], EventPath], ...] = (bindings_path, libcuda_path)  # fastest first

@@ -100,3 +100,36 @@ def test_the_real_raw_paths_fail_quietly_without_a_gpu() -> None:
             continue  # no libcuda or no cuda-bindings here: best_path skips it the same way
         assert not cuda_events.works(path, FakeStream(), FakeEvent)
     assert cuda_events.best_path(FakeStream(), FakeEvent) is cuda_events.torch_path
+
+
+class FakeLibcuda:
+    """A named fake of libcuda's two entry points, so the ctypes path's wiring runs on CPU hosts."""
+
+    def __init__(self) -> None:
+        self.recorded: list[tuple[int | None, int | None]] = []
+
+        def record(handle: Any, stream: Any) -> int:
+            self.recorded.append((handle.value, stream.value))
+            return 0
+
+        def elapsed(out: Any, start: Any, end: Any) -> int:
+            out._obj.value = 2.5  # what the driver writes through the float pointer
+            return 0
+
+        self.cuEventRecord = record
+        self.cuEventElapsedTime = elapsed
+
+
+def test_the_libcuda_path_passes_raw_handles_and_reads_through_the_pointer(monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = FakeLibcuda()
+    monkeypatch.setattr(cuda_events, "_libcuda", lambda: lib)
+    stream = FakeStream()
+    stream.cuda_stream = 0x5000
+    event = FakeEvent()
+    event.cuda_event = 0x1234
+    path = cuda_events.libcuda_path(stream)
+    handle = path.mark(event)
+    assert event.at is not None  # marked through torch first, so the handle exists
+    assert path.record(handle) == 0 and lib.recorded == [(0x1234, 0x5000)]
+    assert path.elapsed is not None and path.elapsed(handle, handle) == 2.5
+    assert path.name == "libcuda"
