@@ -26,20 +26,23 @@ class EventPath(NamedTuple):
     """``mark(event)`` turns a torch event into what ``record`` and ``elapsed`` take, outside the loop.
 
     ``record(handle)`` records it on the timed stream; ``elapsed(start, end)`` reads milliseconds
-    between two recorded handles (None: torch's ``Event.elapsed_time`` on the events).
+    between two recorded handles.
     """
 
     mark: Callable[[Any], Any]
     record: Callable[[Any], object]
-    elapsed: Callable[[Any, Any], float] | None = None
-    name: str = "torch"
+    elapsed: Callable[[Any, Any], float]
+    name: str
 
 
 def torch_path(stream: Any) -> EventPath:
     def record(event: Any) -> None:
         event.record(stream)
 
-    return EventPath(lambda event: event, record, None, "torch")
+    def elapsed(start: Any, end: Any) -> float:
+        return float(start.elapsed_time(end))
+
+    return EventPath(lambda event: event, record, elapsed, "torch")
 
 
 def _raw_mark(stream: Any, wrap: Callable[[int], Any]) -> Callable[[Any], Any]:
@@ -117,7 +120,7 @@ def works(path: EventPath, stream: Any, make_event: Callable[[], Any]) -> bool:
         if not all(_succeeded(r) for r in results):
             return False
         theirs = first.elapsed_time(second)
-        ours = path.elapsed(*handles) if path.elapsed else theirs
+        ours = path.elapsed(*handles)
         return bool(theirs >= 0 and abs(ours - theirs) <= SELF_TEST_TOLERANCE_MS)
     except Exception:  # not installed, no libcuda, or a driver/bindings mismatch: torch's path works
         return False

@@ -283,11 +283,7 @@ def _read_ns(events: list[tuple[CudaEvent, Any]], paired: bool, path: EventPath)
     Shared boundaries: k iterations between k + 1 events. Paired: (start, end) per iteration.
     """
     events[-1][0].synchronize()
-    if path.elapsed is None:
-        points: list[Any] = [event for event, _ in events]
-        elapsed: Callable[[Any, Any], float] = lambda s, e: s.elapsed_time(e)  # noqa: E731
-    else:
-        points, elapsed = [m for _, m in events], path.elapsed
+    points, elapsed = [m for _, m in events], path.elapsed
     starts, ends = (points[0::2], points[1::2]) if paired else (points[:-1], points[1:])
     return np.fromiter((round(elapsed(s, e) * 1e6) for s, e in zip(starts, ends)), dtype=np.int64,
                        count=len(ends))

@@ -68,7 +68,8 @@ def test_a_path_that_raises_fails_its_self_test() -> None:
     def boom(_: Any) -> object:
         raise OSError("libcuda.so.1: cannot open shared object file")
 
-    assert not cuda_events.works(EventPath(lambda e: e, boom, None, "broken"), FakeStream(), FakeEvent)
+    broken = EventPath(lambda e: e, boom, lambda s, e: 0.0, "broken")
+    assert not cuda_events.works(broken, FakeStream(), FakeEvent)
 
 
 def test_best_path_falls_back_to_torch_when_no_raw_path_works(monkeypatch: pytest.MonkeyPatch) -> None:
