@@ -4,6 +4,9 @@
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
+# Session 4 steps: zoo5a (ONNX Runtime on the segmenters, UNet and DeepLabV3 beyond fp32 at batch 1 and 32),
+#   zoo5b (torch.compile on DenseNet-201, DeepLabV3 and the UNet; the batch-256 cells still missing),
+#   timer4 (event-path tests, timer fidelity in short interleaved rounds).
 # Session 3 steps: gate3 (as gate2, dumped per block), core3 (GPU tests of the event paths, timer
 #   fidelity with the libcuda path, an OOM probe, torch.compile at batch 32), zoo4 (the remaining zoo
 #   cells, ONNX Runtime first; everything packed into one tarball since only 8 files come back).
@@ -18,6 +21,11 @@ run() { # name seconds command...: SIGINT at the limit lets pytest still write i
   echo "=== $name ($(date +%T))"
   timeout -s INT "$secs" "$@" >"$out/$name.log" 2>&1
   echo "rc=$? $(tail -n 1 "$out/$name.log")"
+}
+device_txt() {
+  { nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv
+    $py -c "import torch, onnxruntime as o; print(torch.__version__, o.__version__, o.get_available_providers())"
+  } >>"$out/device.txt" 2>&1
 }
 FAST=(--trt-warmup 0.1 --trt-min-time 0.3 --trt-max-time 1.0 -p no:cacheprovider)
 zoo() { # name models timeout
@@ -95,6 +103,36 @@ core3b) # session 3: what core3's limits cut (timer fidelity), then the zoo's ON
     -k "not (channels-last or cuda-graph) or fp16" "${FAST[@]}" \
     --trt-results "$out/zoo4_unet.json" --trt-report-md "$out/zoo4_unet.md"
   tar czf "$out/core3b.tgz" -C "$out" --exclude core3b.tgz . 2>/dev/null
+  ;;
+zoo5a) # session 4: most wanted first; -n 1 turns a native ONNX Runtime abort into one CRASHED case
+  small=(--trt-min-iterations 3 --trt-batch-size 1,32 -n 1)
+  variants=(--trt-variant eager,channels-last,cuda-graph)
+  device_txt
+  run zoo5_ort 200 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet \
+    --trt-backend onnxruntime --trt-precision fp32,fp16 "${small[@]}" "${FAST[@]}" \
+    --trt-results "$out/zoo5_ort.json" --trt-report-md "$out/zoo5_ort.md"
+  run zoo5_unet 170 $py -m pytest benchmarks --trt-device cuda --trt-model unet --trt-backend torch \
+    --trt-precision tf32,fp16,bf16 "${small[@]}" "${variants[@]}" -k "not (channels-last or cuda-graph) or fp16" \
+    "${FAST[@]}" --trt-results "$out/zoo5_unet.json" --trt-report-md "$out/zoo5_unet.md"
+  run zoo5_deeplab 170 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50 --trt-backend torch \
+    --trt-precision tf32,fp16,bf16 "${small[@]}" "${variants[@]}" -k "not (channels-last or cuda-graph) or fp16" \
+    "${FAST[@]}" --trt-results "$out/zoo5_deeplab.json" --trt-report-md "$out/zoo5_deeplab.md"
+  tar czf "$out/zoo5a.tgz" -C "$out" --exclude zoo5a.tgz . 2>/dev/null
+  ;;
+zoo5b) # session 4: torch.compile at batch 1 and 32, then batch-256 cells (fp16 first: fp32 may be an OOM cell)
+  device_txt
+  run zoo5_compile 210 $py -m pytest benchmarks --trt-device cuda --trt-model densenet201,unet,deeplabv3_resnet50 \
+    --trt-backend torch-compile --trt-precision fp16 --trt-batch-size 1,32 -n 1 --trt-min-iterations 3 "${FAST[@]}" \
+    --trt-results "$out/zoo5_compile.json" --trt-report-md "$out/zoo5_compile.md"
+  big=(--trt-device cuda --trt-batch-size 256 -n 1 --trt-min-iterations 3 "${FAST[@]}")
+  run zoo5_256h 250 $py -m pytest benchmarks --trt-model unet,deeplabv3_resnet50,densenet201 \
+    --trt-backend torch,onnxruntime --trt-precision fp16 --trt-variant eager,channels-last,cuda-graph "${big[@]}" \
+    -k "unet or deeplab or (densenet201 and onnxruntime)" \
+    --trt-results "$out/zoo5_256h.json" --trt-report-md "$out/zoo5_256h.md"
+  run zoo5_256f 90 $py -m pytest benchmarks --trt-model unet,deeplabv3_resnet50 --trt-backend torch,onnxruntime \
+    --trt-precision fp32 "${big[@]}" -k "not (deeplab and torch)" \
+    --trt-results "$out/zoo5_256f.json" --trt-report-md "$out/zoo5_256f.md"
+  tar czf "$out/zoo5b.tgz" -C "$out" --exclude zoo5b.tgz . 2>/dev/null
   ;;
 zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)
   # -n 1: a native abort in ONNX Runtime (seen at DenseNet-201 fp16 bs256) becomes one CRASHED case
