@@ -14,8 +14,11 @@ same way; ours back to back against do_bench is shown too, as the size of the co
 Each workload also cycles through operand sets larger than twice the L2 (``--no-rotate`` turns
 this off). ``--telemetry`` runs our timer with the NVML sampler on, as a benchmark case does.
 
-Each timer runs once per repeat, in an order rotated every repeat (ABC, BCA, CAB, ...), and the
-median over repeats is reported, so slow drift does not favour one timer. Also reported: the host
+Each timer runs once per repeat (default 21 rounds of 0.25 s), in an order rotated every repeat
+(ABC, BCA, CAB, ...), and the median over repeats is reported, so slow drift does not favour one
+timer. On CUDA an NVML sampler watches every timer's run alike, so each round also records the SM
+clock and power it ran at, and each pair is shown in SM cycles as well (a diagnostic: clocks that
+differ between timers' rounds explain a gap in time that vanishes in cycles). Also reported: the host
 cost per iteration of our loop on a no-op callable (on CUDA, for each event-record path).
 """
 
@@ -61,15 +64,62 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def interleaved(timers: dict[str, Timer], repeats: int) -> dict[str, dict[str, Any]]:
-    """Run every timer ``repeats`` times, rotating the order each round; median over repeats."""
+Watch = Callable[[], Any]  # makes a started-able NVML sampler for one timer's run, or None
+
+
+def interleaved(timers: dict[str, Timer], repeats: int, watch: Watch | None = None) -> dict[str, dict[str, Any]]:
+    """Run every timer ``repeats`` times, rotating the order each round; median over repeats.
+
+    ``watch``: an NVML sampler around every timer's run alike, so each round's result comes with the
+    GPU's mean SM clock, power and throttling while that timer ran.
+    """
     names = list(timers)
-    runs: dict[str, list[float]] = {name: [] for name in names}
+    runs: dict[str, dict[str, Any]] = {name: {"repeats_s": []} for name in names}
     for r in range(repeats):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            runs[name].append(timers[name]())
-    return {name: {"median_s": statistics.median(v), "repeats_s": v} for name, v in runs.items()}
+            sampler = watch() if watch is not None else None
+            if sampler is not None:
+                sampler.start()
+            runs[name]["repeats_s"].append(timers[name]())
+            if sampler is not None:
+                seen = sampler.stop()
+                for key in WATCHED:
+                    runs[name].setdefault(f"repeats_{key}", []).append(seen.get(key))
+    for run in runs.values():
+        run["median_s"] = statistics.median(run["repeats_s"])
+    return runs
+
+
+WATCHED = ("sm_clock_mhz_mean", "power_mean_w", "throttled_fraction")
+
+
+def clock_view(row: dict[str, Any]) -> dict[str, Any]:
+    """Per timer: median SM clock and power over its rounds; per pair: ours/theirs in SM cycles.
+
+    A compute-bound kernel's time scales with 1/clock, so if two timers disagree only because the
+    GPU ran at other clocks while each ran, their medians in cycles (time x clock) agree. A diagnostic
+    of where a disagreement comes from, not a verdict.
+    """
+    t = row["timers"]
+    out: dict[str, Any] = {"timers": {}, "pairs": {}}
+    for name, run in t.items():
+        clocks = [c for c in run.get("repeats_sm_clock_mhz_mean", []) if c is not None]
+        powers = [w for w in run.get("repeats_power_mean_w", []) if w is not None]
+        if clocks:
+            out["timers"][name] = {"sm_clock_mhz_median": statistics.median(clocks),
+                                   "power_w_median": statistics.median(powers) if powers else None}
+    for p in row["pairs"]:
+        ours, theirs = t[p["ours"]], t[p["theirs"]]
+        if p["ours"] in out["timers"] and p["theirs"] in out["timers"]:
+            out["pairs"][f"{p['ours']} / {p['theirs']}"] = _median_cycles(ours) / _median_cycles(theirs)
+    return out
+
+
+def _median_cycles(run: dict[str, Any]) -> float:
+    """Median over rounds of the round's median time x its mean SM clock (MHz: cycles per microsecond)."""
+    pairs = zip(run["repeats_s"], run["repeats_sm_clock_mhz_mean"], strict=True)
+    return float(statistics.median(s * 1e6 * c for s, c in pairs if c is not None))
 
 
 def size_for(
@@ -213,6 +263,14 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
         notes.append("triton is not installed: the do_bench column is missing")
     from torch.utils.benchmark import Timer as TorchTimer
 
+    from pytest_trt.telemetry import Sampler
+
+    watch: Watch | None = None
+    if Sampler.open(0) is not None:
+        watch = partial(Sampler.open, 0, 0.02)
+    else:
+        notes.append("NVML is not available: no SM clock or power per round")
+
     def operand_sets(n: int) -> list[tuple[Any, ...]]:
         set_bytes = 3 * n * n * 2
         count = max(1, math.ceil(2 * l2 / set_bytes)) if rotate else 1
@@ -286,7 +344,7 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
                 "sized_s": t,
                 "working_set_bytes": 3 * n * n * 2 * len(sets),
                 "l2_bytes": l2,
-                "timers": interleaved(timers, repeats),
+                "timers": interleaved(timers, repeats, watch),
                 "pairs": pairs,
             }
         )
@@ -371,10 +429,9 @@ def _read_back_cost(api: Any, stream: Any, make_event: Callable[[], Any], count:
     for m in marks:  # torch's mark does not record; every path's record does
         path.record(m)
     stream.synchronize()
-    pairs = list(zip(marks[:-1], marks[1:]))
+    read = cuda_events.reader(path)  # what the timed loop reads a chunk with
     start = time.perf_counter_ns()
-    for s, e in pairs:
-        path.elapsed(s, e)
+    read(marks[:-1], marks[1:])
     return (time.perf_counter_ns() - start) * 1e-9 / count
 
 
@@ -407,8 +464,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"### Timer fidelity ({result['device']}: {result['machine']['device_name']})",
         "",
-        "| workload | target | ours | median | theirs | median | ours / theirs | paired ratio |",
-        "|---|---:|---|---:|---|---:|---:|---:|",
+        "| workload | target | ours | median | theirs | median | ours / theirs | paired ratio | in SM cycles |",
+        "|---|---:|---|---:|---|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         for p in row["pairs"]:
@@ -417,8 +474,12 @@ def markdown(result: dict[str, Any]) -> str:
             shown = p["theirs"] + ("" if p["like_for_like"] else " (other condition)")
             lines.append(
                 f"| {row['workload']} | {row['target_s'] * 1e6:.0f} us | {p['ours']} | {ours * 1e6:.2f} us "
-                f"| {shown} | {theirs * 1e6:.2f} us | {row['ratios'][key]:.4f} | {row['paired_ratios'][key]:.4f} |"
+                f"| {shown} | {theirs * 1e6:.2f} us | {row['ratios'][key]:.4f} | {row['paired_ratios'][key]:.4f} "
+                f"| {_shown(row.get('clocks', {}).get('pairs', {}).get(key))} |"
             )
+        for name, seen in row.get("clocks", {}).get("timers", {}).items():
+            lines.append(f"|  |  | SM clock while {name} ran: {seen['sm_clock_mhz_median']:.0f} MHz, "
+                         f"{_shown(seen['power_w_median'], '.0f')} W (medians over rounds) |  |  |  |  |  |  |")
     lines.append("")
     config = result["config"]
     lines.append(
@@ -438,6 +499,10 @@ def markdown(result: dict[str, Any]) -> str:
     for note in result["notes"]:
         lines.append(f"- note: {note}")
     return "\n".join(lines)
+
+
+def _shown(value: float | None, spec: str = ".4f") -> str:
+    return "" if value is None else format(value, spec)
 
 
 def verdicts(device: str, rows: list[dict[str, Any]], overhead: dict[str, Any]) -> dict[str, str]:
@@ -496,8 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
     parser.add_argument("--out", type=Path, required=True, help="JSON results file")
-    parser.add_argument("--seconds", type=float, default=0.5, help="time per timer per round (default 0.5)")
-    parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds per workload (default 9)")
+    parser.add_argument("--seconds", type=float, default=0.25, help="time per timer per round (default 0.25)")
+    parser.add_argument("--repeats", type=int, default=21, help="interleaved rounds per workload (default 21)")
     parser.add_argument("--no-rotate", action="store_true", help="CUDA: one operand set (L2 may stay warm)")
     parser.add_argument("--note", action="append", default=[], help="free text recorded in the output")
     parser.add_argument("--telemetry", action="store_true", help="CUDA: NVML sampler on during our timings")
@@ -531,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["ratios"] = ratios(row)
         row["paired_ratios"] = paired_ratios(row)
+        row["clocks"] = clock_view(row)
     info["load_average_end"] = list(os.getloadavg())
     result: dict[str, Any] = {
         "tool": "benchmarks/timer_fidelity.py",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -260,33 +260,39 @@ def torch_cuda_api(stream: Any = None) -> CudaApi:
 
 
 class _EventPool:
-    """Events with their marks, created in whole chunks outside the timed loop and reused."""
+    """Events, their handles and bound recorders, made in whole chunks outside the timed loop and reused."""
 
-    def __init__(self, make_event: Callable[[], CudaEvent], mark: Callable[[CudaEvent], Any]) -> None:
-        self._make, self._mark = make_event, mark
-        self._free: list[tuple[CudaEvent, Any]] = []
+    def __init__(self, make_event: Callable[[], CudaEvent], path: EventPath) -> None:
+        self._make, self._mark, self._bind = make_event, path.mark, cuda_events.binder(path)
+        self._free: list[_Marked] = []
 
-    def take(self, k: int) -> list[tuple[CudaEvent, Any]]:
+    def take(self, k: int) -> list[_Marked]:
         while len(self._free) < k:
             made = self._make()
-            self._free.append((made, self._mark(made)))
+            handle = self._mark(made)
+            self._free.append(_Marked(made, handle, self._bind(handle)))
         taken, self._free = self._free[:k], self._free[k:]
         return taken
 
-    def give(self, events: list[tuple[CudaEvent, Any]]) -> None:
+    def give(self, events: list[_Marked]) -> None:
         self._free.extend(events)
 
 
-def _read_ns(events: list[tuple[CudaEvent, Any]], paired: bool, path: EventPath) -> IntArray:
+class _Marked(NamedTuple):
+    event: CudaEvent
+    handle: Any  # what the path's reader takes
+    record: Callable[[], object]  # records this event on the timed stream
+
+
+def _read_ns(events: list[_Marked], paired: bool, read: cuda_events.Reader) -> IntArray:
     """Wait for the chunk's last event, then read each iteration's GPU time (ms → ns).
 
     Shared boundaries: k iterations between k + 1 events. Paired: (start, end) per iteration.
     """
-    events[-1][0].synchronize()
-    points, elapsed = [m for _, m in events], path.elapsed
+    events[-1].event.synchronize()
+    points = [m.handle for m in events]
     starts, ends = (points[0::2], points[1::2]) if paired else (points[:-1], points[1:])
-    return np.fromiter((round(elapsed(s, e) * 1e6) for s, e in zip(starts, ends)), dtype=np.int64,
-                       count=len(ends))
+    return np.rint(read(starts, ends) * 1e6).astype(np.int64)
 
 
 def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tuple[int, float]:
@@ -309,39 +315,38 @@ def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tupl
         batch = min(2 * batch, MAX_WARMUP_BATCH)
 
 
-Record = Callable[[Any], object]  # records one event mark on the timed stream
+Recorder = Callable[[], object]  # records one event on the timed stream
 
 
-def _enqueue_shared(fn: Callable[[], object], record: Record, marks: list[Any], enqueue: list[int]) -> None:
+def _enqueue_shared(fn: Callable[[], object], records: list[Recorder], enqueue: list[int]) -> None:
     """The warm timed loop: one event per call, each ending one iteration and starting the next.
 
     The chunk opens with its own event, so host work between chunks never lands in a sample.
     """
     clock = time.perf_counter_ns
     append = enqueue.append
-    record(marks[0])
-    for mark in marks[1:]:
+    records[0]()
+    for record in records[1:]:
         t0 = clock()
         fn()
         t1 = clock()
-        record(mark)
+        record()
         append(t1 - t0)
 
 
-def _enqueue_cold(
-    fn: Callable[[], object], record: Record, marks: list[Any], enqueue: list[int], flush: Callable[[], object]
-) -> None:
+def _enqueue_cold(fn: Callable[[], object], records: list[Recorder], enqueue: list[int],
+                  flush: Callable[[], object]) -> None:
     """The cold-L2 loop: flush, then an event pair around the call (the flush stays outside)."""
     clock = time.perf_counter_ns
     append = enqueue.append
-    pairs = iter(marks)
+    pairs = iter(records)
     for start, end in zip(pairs, pairs):
         flush()
-        record(start)
+        start()
         t0 = clock()
         fn()
         t1 = clock()
-        record(end)
+        end()
         append(t1 - t0)
 
 
@@ -363,14 +368,14 @@ def measure_events(
     stop = _StopRule(budget)
     with api.stream_context(stream):
         path = (api.recorder or cuda_events.torch_path)(stream)
-        mark, record = path.mark, path.record
+        read = cuda_events.reader(path)
         flush = api.make_flush() if cold and api.make_flush else None
         timed = fn if flush is None else _flushed(fn, flush)
         warm_calls, warm_s = _warm_up_gpu(timed, budget.warmup_s, stream)
-        pool = _EventPool(api.make_event, mark)
+        pool = _EventPool(api.make_event, path)
         samples, enqueue = _Samples(), _Samples()
         chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_GPU_CHUNK, 0)
-        pending: list[tuple[CudaEvent, Any]] = []
+        pending: list[_Marked] = []
         submitted = 0
         reason = None
         stream.synchronize()
@@ -379,26 +384,26 @@ def measure_events(
             k = min(chunk, budget.max_iterations - submitted)
             events = pool.take(2 * k if cold else k + 1)
             host: list[int] = []
-            marks = [m for _, m in events]
+            records = [m.record for m in events]
             if flush is None:
-                _enqueue_shared(fn, record, marks, host)
+                _enqueue_shared(fn, records, host)
             else:
-                _enqueue_cold(fn, record, marks, host, flush)
+                _enqueue_cold(fn, records, host, flush)
             submitted += k
-            enqueue.extend(np.asarray(host, dtype=np.int64))
+            host_ns = np.array(host, dtype=np.int64)
+            enqueue.extend(host_ns)
+            per_call = float(host_ns.mean())
             if pending:
-                done = _read_ns(pending, cold, path)
+                done = _read_ns(pending, cold, read)
                 samples.extend(done)
                 pool.give(pending)
-                per_call = max(float(done.mean()), float(np.mean(host))) * NS
-                chunk = _next_chunk(per_call, MAX_GPU_CHUNK, k)
-            else:
-                chunk = _next_chunk(float(np.mean(host)) * NS, MAX_GPU_CHUNK, k)
+                per_call = max(float(done.mean()), per_call)
+            chunk = _next_chunk(per_call * NS, MAX_GPU_CHUNK, k)
             pending = events
             reason = stop(samples, submitted, (clock() - begin) * NS)
         stream.synchronize()
         wall_s = (clock() - begin) * NS
-        samples.extend(_read_ns(pending, cold, path))
+        samples.extend(_read_ns(pending, cold, read))
     seconds = samples.seconds()
     return Timing(
         clock="cuda-event-cold-l2" if cold else "cuda-event",

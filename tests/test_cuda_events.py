@@ -6,6 +6,7 @@ torch's path. The FakeEvent/FakeStream below are named fakes of torch's CUDA eve
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import pytest
@@ -114,11 +115,17 @@ class FakeLibcuda:
             return 0
 
         def elapsed(out: Any, start: Any, end: Any) -> int:
-            out._obj.value = 2.5  # what the driver writes through the float pointer
+            # What the driver writes through the float pointer: a byref() for one read, a plain
+            # address into the chunk's float array for a bulk read.
+            target = ctypes.c_float.from_address(out) if isinstance(out, int) else out._obj
+            target.value = 2.5
             return 0
 
         self.cuEventRecord = record
         self.cuEventElapsedTime = elapsed
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
 
 
 def test_the_libcuda_path_passes_raw_handles_and_reads_through_the_pointer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,5 +139,21 @@ def test_the_libcuda_path_passes_raw_handles_and_reads_through_the_pointer(monke
     handle = path.mark(event)
     assert event.at is not None  # marked through torch first, so the handle exists
     assert path.record(handle) == 0 and lib.recorded == [(0x1234, 0x5000)]
-    assert path.elapsed is not None and path.elapsed(handle, handle) == 2.5
+    assert path.elapsed(handle, handle) == 2.5
+    assert list(cuda_events.reader(path)([handle, handle], [handle, handle])) == [2.5, 2.5]
+    cuda_events.binder(path)(handle)()  # the loop's zero-argument recorder passes the same handles
+    assert lib.recorded == [(0x1234, 0x5000)] * 2
     assert path.name == "libcuda"
+
+
+def test_the_bindings_path_reads_a_chunk_at_once_and_names_a_failed_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    driver = pytest.importorskip("cuda.bindings.driver", reason="cuda-bindings is not installed")
+    ok, not_ready = driver.CUresult.CUDA_SUCCESS, driver.CUresult.CUDA_ERROR_NOT_READY
+    answers = {(1, 2): (ok, 0.5), (2, 3): (ok, 0.25), (3, 4): (not_ready, 0.0)}
+    # A named fake of the driver's cuEventElapsedTime: handles are plain ints here.
+    monkeypatch.setattr(driver, "cuEventElapsedTime", lambda s, e: answers[(s, e)])
+    read = cuda_events.reader(cuda_events.bindings_path(FakeStream()))
+    assert list(read([1, 2], [2, 3])) == [0.5, 0.25]
+    assert read([], []).size == 0
+    with pytest.raises(RuntimeError, match="NOT_READY"):
+        read([1, 3], [2, 4])
