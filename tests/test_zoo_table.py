@@ -1,0 +1,56 @@
+"""tools/zoo_table.py: merging the zoo's results files into one grid without inventing cells."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _load() -> types.ModuleType:
+    path = Path(__file__).resolve().parents[1] / "tools" / "zoo_table.py"
+    spec = importlib.util.spec_from_file_location("zoo_table", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("zoo_table", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+zt = _load()
+
+
+def _case(model: str, batch: int, status: str = "ok", median_s: float = 0.002, message: str = "") -> dict[str, Any]:
+    c = {"model": model, "backend": "torch", "precision": "fp32", "batch_size": batch, "device": "cuda:0",
+         "variant": "eager"}
+    stats = {"median": median_s, "throughput": batch / median_s}
+    return {"case": c, "status": status, "message": message, "timing": {"stats": stats},
+            "telemetry": {"power_mean_w": 300.0, "items_per_s_per_w": batch / median_s / 300},
+            "build": {"tflops": 12.5, "percent_of_peak": 24.0}, "flags": []}
+
+
+def test_later_files_win_missing_cells_say_so_and_journals_are_read(tmp_path: Path) -> None:
+    first = tmp_path / "a.json"
+    first.write_text(json.dumps({"cases": [_case("unet", 1, median_s=0.004), _case("unet", 32)]}))
+    second = tmp_path / "b.partial.jsonl"
+    second.write_text(json.dumps(_case("unet", 1, median_s=0.003)) + "\n"
+                      + json.dumps(_case("vgg16", 4096, "oom", message="CUDA out of memory")) + "\n")
+    out = tmp_path / "zoo.md"
+    assert zt.main([f"s1={first}", f"s2={second}", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| torch fp32 | 1 | OK | 3.000 | 333 | 300 | 1.11 | 12.5 | 24.0 |  | s2 |" in text
+    assert "| torch fp32 | 32 | OK | 2.000 |" in text and "| torch fp32 | 256 | not measured |" in text
+    assert "2 of the grid's 162 cells measured" in text
+    assert "| unet | ok / ok / - |" in text
+    assert "vgg16 torch fp32 eager batch 4096: OOM (s2) CUDA out of memory" in text
+
+
+def test_a_missing_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        zt.main([f"s1={tmp_path / 'nope.json'}"])
+    assert exit_info.value.code == 2
