@@ -134,12 +134,18 @@ zoo5b) # session 4: torch.compile at batch 1 and 32, then batch-256 cells (fp16 
     --trt-results "$out/zoo5_256f.json" --trt-report-md "$out/zoo5_256f.md"
   tar czf "$out/zoo5b.tgz" -C "$out" --exclude zoo5b.tgz . 2>/dev/null
   ;;
-timer4) # session 4: the event paths' GPU tests, then timer fidelity in 21 short rounds with the SM clock watched
+timer4) # session 4: event-path GPU tests, timer fidelity (21 short rounds, SM clock watched), and the UNet
+  # cells zoo5a measured but could not return (the device returns 8 files: keep only the tarball)
   device_txt
-  run tests 100 $py -m pytest tests/test_timing.py tests/test_cuda_events.py tests/test_timer_fidelity.py \
+  run tests 90 $py -m pytest tests/test_timing.py tests/test_cuda_events.py tests/test_timer_fidelity.py \
     -q -p no:cacheprovider -rs
-  run fidelity 300 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
-  tar czf "$out/timer4.tgz" -C "$out" --exclude timer4.tgz . 2>/dev/null
+  run fidelity 260 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  run zoo5_unet 150 $py -m pytest benchmarks --trt-device cuda --trt-model unet --trt-backend torch \
+    --trt-precision tf32,fp16,bf16 --trt-min-iterations 3 --trt-batch-size 1,32 -n 1 \
+    --trt-variant eager,channels-last,cuda-graph -k "not (channels-last or cuda-graph) or fp16" \
+    "${FAST[@]}" --trt-results "$out/zoo5_unet.json" --trt-report-md "$out/zoo5_unet.md"
+  tar czf /tmp/timer4.tgz -C "$out" . 2>/dev/null && find "$out" -type f ! -name '*.md' -delete && mv /tmp/timer4.tgz "$out/"
+  ls "$out"
   ;;
 zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)
   # -n 1: a native abort in ONNX Runtime (seen at DenseNet-201 fp16 bs256) becomes one CRASHED case
