@@ -248,7 +248,8 @@ def cpu_overhead(seconds: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- CUDA
 
 
-def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str, Any]], list[str]]:
+def gpu_rows(seconds: float, repeats: int, rotate: bool, workload: str = "matmul"
+             ) -> tuple[list[dict[str, Any]], list[str]]:
     import torch
 
     cuda: Any = torch.cuda  # untyped constructors
@@ -296,7 +297,23 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
         return fn
 
     def time_at(n: int) -> float:
-        fn = rotating(operand_sets(n))
+        return time_fn(rotating(operand_sets(n)))
+
+    def do_bench_median(fn: Callable[[], object]) -> float:
+        assert do_bench is not None
+        with cuda.stream(stream):
+            return float(do_bench(fn, warmup=100, rep=int(seconds * 1000), return_mode="median")) * 1e-3
+
+    def torch_timer_median(fn: Callable[[], object]) -> float:
+        with cuda.stream(stream):
+            return float(
+                TorchTimer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=seconds).median
+            )
+
+    def spin_time(cycles: int) -> float:
+        return time_fn(partial(cuda._sleep, cycles))
+
+    def time_fn(fn: Callable[[], object]) -> float:
         with cuda.stream(stream):
             for _ in range(3):
                 fn()
@@ -308,22 +325,20 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
         stream.synchronize()
         return float(np.median([s.elapsed_time(e) for s, e in events])) * 1e-3
 
-    def do_bench_median(fn: Callable[[], None]) -> float:
-        assert do_bench is not None
-        with cuda.stream(stream):
-            return float(do_bench(fn, warmup=100, rep=int(seconds * 1000), return_mode="median")) * 1e-3
-
-    def torch_timer_median(fn: Callable[[], None]) -> float:
-        with cuda.stream(stream):
-            return float(
-                TorchTimer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=seconds).median
-            )
-
     rows = []
     for target in (50e-6, 1e-3, 50e-3):
-        n, t = size_for(target, time_at, start=2048, step=256, lo=256)
-        sets = operand_sets(n)
-        fn = rotating(sets)
+        sets: list[tuple[Any, ...]] = []
+        if workload == "spin":  # a one-thread spin: low power, so no power cap moves the clocks
+            cycles = int(target * 1e6 / spin_time(10**6))
+            t = spin_time(cycles)
+            fn: Callable[[], object] = partial(cuda._sleep, cycles)
+            described: dict[str, Any] = {"workload": f"spin kernel torch.cuda._sleep({cycles}) (cycles)"}
+        else:
+            n, t = size_for(target, time_at, start=2048, step=256, lo=256)
+            sets = operand_sets(n)
+            fn = rotating(sets)
+            described = {"workload": f"torch fp16 matmul {n}x{n}, {len(sets)} rotating operand set(s)",
+                         "working_set_bytes": 3 * n * n * 2 * len(sets), "l2_bytes": l2}
         timers: dict[str, Timer] = {
             "ours": partial(ours_median, fn, seconds, stream),
             "ours (cold L2)": partial(ours_median, fn, seconds, stream, True),
@@ -337,17 +352,8 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool) -> tuple[list[dict[str,
         if do_bench is not None:
             timers["triton.do_bench"] = partial(do_bench_median, fn)
             pairs += [pair("ours (cold L2)", "triton.do_bench"), pair("ours", "triton.do_bench", False)]
-        rows.append(
-            {
-                "workload": f"torch fp16 matmul {n}x{n}, {len(sets)} rotating operand set(s)",
-                "target_s": target,
-                "sized_s": t,
-                "working_set_bytes": 3 * n * n * 2 * len(sets),
-                "l2_bytes": l2,
-                "timers": interleaved(timers, repeats, watch),
-                "pairs": pairs,
-            }
-        )
+        rows.append(described | {"target_s": target, "sized_s": t, "timers": interleaved(timers, repeats, watch),
+                                  "pairs": pairs})
         del sets, fn, timers
         cuda.empty_cache()
     notes.append(
@@ -566,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rotate", action="store_true", help="CUDA: one operand set (L2 may stay warm)")
     parser.add_argument("--note", action="append", default=[], help="free text recorded in the output")
     parser.add_argument("--telemetry", action="store_true", help="CUDA: NVML sampler on during our timings")
+    parser.add_argument("--workload", choices=("matmul", "spin"), default="matmul",
+                        help="CUDA: fp16 matmuls (power-hungry: an H100 runs them at its power cap) or a "
+                             "one-thread spin kernel of fixed cycles (clocks stay put) (default matmul)")
     parser.add_argument("--skip-overhead", action="store_true", help="leave out the host-overhead part")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.repeats < 1:
@@ -588,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append("BLAS limited to 1 thread (threadpoolctl) so the matmuls do not compete for cores")
     else:
         TELEMETRY["on"] = args.telemetry
-        rows, gpu_notes = gpu_rows(args.seconds, args.repeats, rotate=not args.no_rotate)
+        rows, gpu_notes = gpu_rows(args.seconds, args.repeats, rotate=not args.no_rotate, workload=args.workload)
         overhead = {} if args.skip_overhead else gpu_overhead(args.seconds)
         notes += gpu_notes
         if args.telemetry:
@@ -604,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "machine": info,
         "config": {"seconds_per_timer": args.seconds, "repeats": args.repeats, "order": "rotated per repeat",
-                   "telemetry": args.telemetry},
+                   "telemetry": args.telemetry, "workload": args.workload},
         "rows": rows,
         "host_overhead": overhead,
         "targets": TARGETS,

@@ -147,6 +147,11 @@ timer4) # session 4: event-path GPU tests, timer fidelity (21 short rounds, SM c
   tar czf /tmp/timer4.tgz -C "$out" . 2>/dev/null && find "$out" -type f ! -name '*.md' -delete && mv /tmp/timer4.tgz "$out/"
   ls "$out"
   ;;
+timer4b) # session 4: the same fidelity comparison on a spin kernel, whose low power keeps the clocks put
+  device_txt
+  run fidelity_spin 230 $py benchmarks/timer_fidelity.py --device cuda --workload spin --skip-overhead \
+    --out "$out/timer_fidelity_cuda_spin.json"
+  ;;
 zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)
   # -n 1: a native abort in ONNX Runtime (seen at DenseNet-201 fp16 bs256) becomes one CRASHED case
   big=(--trt-min-iterations 3 --trt-batch-size 1,32,256 -n 1)
