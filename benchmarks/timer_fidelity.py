@@ -138,13 +138,15 @@ def size_for(
     return n, t
 
 
-def our_budget(seconds: float, cold: bool = False) -> Budget:
+def our_budget(seconds: float, cold: bool = False, calls: int = 0) -> Budget:
     # Fixed duration, no early stop: every timer gets the same time per repeat.
     return Budget(warmup_s=0.1, min_time_s=seconds, max_time_s=seconds, target_rel_ci=0, max_iterations=10**9,
-                  flush_l2=cold)
+                  flush_l2=cold, calls_per_sample=calls)
 
 
-def ours_median(fn: Callable[[], object], seconds: float, stream: Any = None, cold: bool = False) -> float:
+def ours_median(fn: Callable[[], object], seconds: float, stream: Any = None, cold: bool = False,
+                calls: int = 0) -> float:
+    """Our timer's median per call; ``calls`` as Budget.calls_per_sample (0: the plugin's auto blocks)."""
     sampler = None
     if TELEMETRY["on"] and stream is not None:
         from pytest_trt.telemetry import Sampler
@@ -154,24 +156,13 @@ def ours_median(fn: Callable[[], object], seconds: float, stream: Any = None, co
             raise SystemExit("--telemetry: NVML is not available on this host")
         sampler.start()
     try:
-        return measure(fn, batch_size=1, budget=our_budget(seconds, cold), stream=stream).stats.median
+        return measure(fn, batch_size=1, budget=our_budget(seconds, cold, calls), stream=stream).stats.median
     finally:
         if sampler is not None:
             sampler.stop()
 
 
-BLOCK_CALLS = 16  # the diagnostic "events every 16 calls" timer on CUDA
-
-
-def ours_blocked_median(fn: Callable[[], object], seconds: float, stream: Any, calls: int = BLOCK_CALLS) -> float:
-    """Our loop with one event per ``calls`` calls: the per-call GPU cost of an event shows as the gap
-    between this and ``ours`` (a diagnostic, not a mode of the plugin)."""
-
-    def block() -> None:
-        for _ in range(calls):
-            fn()
-
-    return ours_median(block, seconds, stream) / calls
+PER_CALL = "ours, an event per call"  # diagnostic on CUDA: its gap to "ours" is one event's GPU cost
 
 
 # ----------------------------------------------------------------------------------------- CPU
@@ -345,10 +336,9 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool, workload: str = "matmul
             "torch.utils.benchmark": partial(torch_timer_median, fn),
         }
         pairs = [pair("ours", "torch.utils.benchmark")]
-        if target < 1e-3:  # where an event's GPU cost could show; 16 calls of 50 ms would take minutes
-            blocked = f"ours, an event per {BLOCK_CALLS} calls"
-            timers[blocked] = partial(ours_blocked_median, fn, seconds, stream)
-            pairs.append(pair(blocked, "torch.utils.benchmark", False))
+        if target < 1e-3:  # where an event's GPU cost shows (auto blocks make "ours" per call above ~1 ms)
+            timers[PER_CALL] = partial(ours_median, fn, seconds, stream, False, 1)
+            pairs.append(pair(PER_CALL, "torch.utils.benchmark", False))
         if do_bench is not None:
             timers["triton.do_bench"] = partial(do_bench_median, fn)
             pairs += [pair("ours (cold L2)", "triton.do_bench"), pair("ours", "triton.do_bench", False)]
@@ -357,8 +347,8 @@ def gpu_rows(seconds: float, repeats: int, rotate: bool, workload: str = "matmul
         del sets, fn, timers
         cuda.empty_cache()
     notes.append(
-        f"'ours, an event per {BLOCK_CALLS} calls' is a diagnostic: its gap to 'ours' is the GPU time one "
-        "event record adds between two calls"
+        f"'{PER_CALL}' is a diagnostic: our loop forced to one event per call (what 'ours' does for "
+        "calls above ~1 ms); its gap to 'ours' (auto blocks of calls per event) is the GPU time an event adds"
     )
     notes.append(
         "do_bench zeroes a large buffer before each call (L2 flush); "
@@ -404,22 +394,26 @@ def gpu_overhead(seconds: float) -> dict[str, Any]:
     out: dict[str, Any] = {"default_recorder": fast.name}
     for api_name, api in apis.items():
         for name, fn in (("no-op", noop), ("tiny kernel (1-element add_)", kernel)):
-            t = measure_events(fn, batch_size=1, budget=our_budget(seconds), stream=stream, api=api)
-            iterations = t.stats.n
-            bare = 1.0 / measure_throughput(fn, batch_size=1, iterations=iterations, stream=stream)
-            assert t.enqueue is not None
-            out[f"{name}, {api_name} record"] = {
-                "event_loop_per_iteration_s": t.wall_s / iterations,
-                "bare_loop_per_iteration_s": bare,
-                "added_by_event_path_s": t.wall_s / iterations - bare,
-                "enqueue_median_s": t.enqueue.median,
-                "event_median_s": t.stats.median,
-                "iterations": iterations,
-            }
+            for blocks, calls in (("", 0), (", an event per call", 1)):
+                budget = replace(our_budget(seconds), calls_per_sample=calls)
+                t = measure_events(fn, batch_size=1, budget=budget, stream=stream, api=api)
+                iterations = t.stats.n * t.calls_per_sample
+                bare = 1.0 / measure_throughput(fn, batch_size=1, iterations=iterations, stream=stream)
+                assert t.enqueue is not None
+                out[f"{name}, {api_name} record{blocks}"] = {
+                    "event_loop_per_iteration_s": t.wall_s / iterations,
+                    "bare_loop_per_iteration_s": bare,
+                    "added_by_event_path_s": t.wall_s / iterations - bare,
+                    "enqueue_median_s": t.enqueue.median,
+                    "event_median_s": t.stats.median,
+                    "iterations": iterations,
+                    "calls_per_sample": t.calls_per_sample,
+                }
         out[f"read-back, {api_name}"] = {"per_event_s": _read_back_cost(api, stream, make_event)}
     out["definition"] = (
-        "event loop: wall time of measure() on the stream / iterations (one event record and two "
-        "perf_counter reads per call, and reading every event back); bare: the same number of "
+        "event loop: wall time of measure() on the stream / calls (one event record and two "
+        "perf_counter reads per sample of calls_per_sample calls, and reading every event back; 'an "
+        "event per call' forces one call per sample); bare: the same number of "
         "back-to-back calls with one sync; event median: the GPU time between consecutive events, "
         "which for a no-op is the loop's in-loop host cost; read-back: host time to read one interval"
     )
@@ -528,8 +522,11 @@ def verdicts(device: str, rows: list[dict[str, Any]], overhead: dict[str, Any]) 
         measured = {label: overhead["our_loop_per_iteration_s"]}
     else:
         noop = overhead[f"no-op, {overhead['default_recorder']} record"]
-        measured = {f"{label}, in the loop (GPU gap between events, no-op call)": noop["event_median_s"],
-                    f"{label}, loop wall incl. reading events back": noop["event_loop_per_iteration_s"]}
+        single = overhead[f"no-op, {overhead['default_recorder']} record, an event per call"]
+        measured = {f"{label}, in the loop (GPU gap between events per call, no-op call)": noop["event_median_s"],
+                    f"{label}, loop wall incl. reading events back": noop["event_loop_per_iteration_s"],
+                    f"{label}, an event per call, in the loop": single["event_median_s"],
+                    f"{label}, an event per call, loop wall": single["event_loop_per_iteration_s"]}
     for key, value in measured.items():
         found[key] = f"{value * 1e9:.0f} ns/iteration: " + ("meets" if value <= limit else "misses")
     return found

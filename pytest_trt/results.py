@@ -59,6 +59,7 @@ class Timing:
     enqueue: Stats | None = None  # host enqueue time per iteration (GPU clocks only)
     transfers: dict[str, float] = field(default_factory=dict)  # median h2d_s / d2h_s if measured
     includes_transfers: bool = False  # False: inputs and outputs stay on the device
+    calls_per_sample: int = 1  # > 1: each sample is the mean of this many calls between two CUDA events
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +78,7 @@ class Timing:
             enqueue=Stats(**enqueue) if enqueue else None,
             transfers=dict(data.get("transfers", {})),
             includes_transfers=bool(data.get("includes_transfers", False)),
+            calls_per_sample=int(data.get("calls_per_sample", 1)),
         )
 
 

@@ -67,9 +67,14 @@ def _median_ci(sorted_or_partitioned: FloatArray, confidence: float) -> tuple[fl
 
 
 def summarize(
-    samples: Sequence[float] | FloatArray, batch_size: int, wall_s: float, confidence: float = 0.95
+    samples: Sequence[float] | FloatArray, batch_size: int, wall_s: float, confidence: float = 0.95,
+    calls_per_sample: int = 1,
 ) -> Stats:
-    """Rule 6 statistics of per-iteration latencies (seconds); throughput in items per second."""
+    """Rule 6 statistics of per-iteration latencies (seconds); throughput in items per second.
+
+    ``calls_per_sample``: each sample is the mean of that many back-to-back calls (the CUDA loop's
+    blocks for short calls), so throughput counts samples x calls.
+    """
     data = _as_samples(samples)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -93,7 +98,7 @@ def summarize(
         cv=stddev / mean if mean > 0 else 0.0,
         median_ci_low=low,
         median_ci_high=high,
-        throughput=batch_size * ordered.size / wall_s,
+        throughput=batch_size * calls_per_sample * ordered.size / wall_s,
     )
 
 

@@ -2,9 +2,12 @@
 
 ``measure`` warms up by time, then times iterations in chunks until both minimums are met and the
 median's confidence interval is tight, or a maximum is reached. On CPU each iteration is bracketed by
-``time.perf_counter_ns``; on CUDA by CUDA events on the caller's non-default stream, one per call
-(each ends one iteration and starts the next; a pair per call when the L2 is flushed between calls),
-with the host enqueue time of each call recorded separately. The per-iteration loop does nothing but the
+``time.perf_counter_ns``; on CUDA by CUDA events on the caller's non-default stream, each ending one
+sample and starting the next (a pair per call when the L2 is flushed between calls), with the host
+enqueue time recorded separately. An event between two kernels costs the GPU about 2 us (measured on
+an H100: a 49.7 us spin kernel times 51.7 us per call back to back, 53.5 us with an event after every
+call), so calls shorter than ``EVENT_GPU_COST_S / MAX_EVENT_BIAS`` are timed in blocks of
+``calls_per_sample`` calls per event, each sample being the block's mean. The per-iteration loop does nothing but the
 call, the clock reads and an append; the stop rule runs between chunks of about ``CHECK_INTERVAL_S``.
 """
 
@@ -31,6 +34,9 @@ MAX_CPU_CHUNK = 200_000  # iterations per chunk on CPU (a no-op call takes ~50 n
 MAX_GPU_CHUNK = 1024  # iterations per chunk on CUDA
 STAT_GROWTH = 1.25  # recompute the median CI only after the sample count grew by this factor
 MAX_WARMUP_BATCH = 1024  # GPU warm-up calls between synchronizations
+EVENT_GPU_COST_S = 2e-6  # GPU time one event record adds between two calls (H100, README-timer.md)
+MAX_EVENT_BIAS = 0.0025  # auto blocks keep the events' share of a sample below this
+MAX_CALLS_PER_SAMPLE = 64
 
 STOP_CONVERGED = "converged"
 STOP_MIN_REACHED = "min-reached"
@@ -55,6 +61,7 @@ class Budget:
     target_rel_ci: float = 0.01  # 0 disables early stop: stop as soon as the minimums are met
     keep_samples: int = 5000  # samples kept in the Timing record (evenly thinned beyond this)
     flush_l2: bool = False  # CUDA: evict the L2 before each timed iteration (triton do_bench's condition)
+    calls_per_sample: int = 0  # CUDA: calls between two events; 0 = auto (1 unless calls are short)
 
     def __post_init__(self) -> None:
         for name in ("warmup_s", "min_time_s", "target_rel_ci"):
@@ -65,6 +72,9 @@ class Budget:
             raise ValueError(f"max_time_s must be a finite number of seconds, got {self.max_time_s!r}")
         if self.max_time_s <= 0:
             raise ValueError(f"max_time_s must be > 0, got {self.max_time_s!r}")
+        if isinstance(self.calls_per_sample, bool) or not isinstance(self.calls_per_sample, int) \
+                or self.calls_per_sample < 0:
+            raise ValueError(f"calls_per_sample must be an integer >= 0 (0: auto), got {self.calls_per_sample!r}")
         for name in ("min_iterations", "max_iterations", "keep_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -284,15 +294,15 @@ class _Marked(NamedTuple):
     record: Callable[[], object]  # records this event on the timed stream
 
 
-def _read_ns(events: list[_Marked], paired: bool, read: cuda_events.Reader) -> IntArray:
-    """Wait for the chunk's last event, then read each iteration's GPU time (ms → ns).
+def _read_ns(events: list[_Marked], paired: bool, read: cuda_events.Reader, calls: int = 1) -> IntArray:
+    """Wait for the chunk's last event, then read each sample's GPU time per call (ms → ns).
 
-    Shared boundaries: k iterations between k + 1 events. Paired: (start, end) per iteration.
+    Shared boundaries: k samples between k + 1 events. Paired: (start, end) per sample.
     """
     events[-1].event.synchronize()
     points = [m.handle for m in events]
     starts, ends = (points[0::2], points[1::2]) if paired else (points[:-1], points[1:])
-    return np.rint(read(starts, ends) * 1e6).astype(np.int64)
+    return np.rint(read(starts, ends) * (1e6 / calls)).astype(np.int64)
 
 
 def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tuple[int, float]:
@@ -318,17 +328,37 @@ def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tupl
 Recorder = Callable[[], object]  # records one event on the timed stream
 
 
-def _enqueue_shared(fn: Callable[[], object], records: list[Recorder], enqueue: list[int]) -> None:
-    """The warm timed loop: one event per call, each ending one iteration and starting the next.
+def calls_per_sample(per_call_s: float, budget: Budget) -> int:
+    """Calls between two events: the budget's, else enough that the event's GPU cost stays small."""
+    if budget.calls_per_sample:
+        return budget.calls_per_sample
+    if budget.flush_l2 or per_call_s <= 0:  # cold: a pair around each call, as do_bench does
+        return 1
+    wanted = math.ceil(EVENT_GPU_COST_S / (MAX_EVENT_BIAS * per_call_s))
+    return max(1, min(MAX_CALLS_PER_SAMPLE, wanted))
+
+
+def _enqueue_shared(fn: Callable[[], object], records: list[Recorder], enqueue: list[int], calls: int) -> None:
+    """The warm timed loop: one event per sample of ``calls`` calls, each ending one sample and
+    starting the next.
 
     The chunk opens with its own event, so host work between chunks never lands in a sample.
     """
     clock = time.perf_counter_ns
     append = enqueue.append
     records[0]()
+    if calls == 1:
+        for record in records[1:]:
+            t0 = clock()
+            fn()
+            t1 = clock()
+            record()
+            append(t1 - t0)
+        return
     for record in records[1:]:
         t0 = clock()
-        fn()
+        for _ in repeat(None, calls):
+            fn()
         t1 = clock()
         record()
         append(t1 - t0)
@@ -374,46 +404,49 @@ def measure_events(
         warm_calls, warm_s = _warm_up_gpu(timed, budget.warmup_s, stream)
         pool = _EventPool(api.make_event, path)
         samples, enqueue = _Samples(), _Samples()
-        chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_GPU_CHUNK, 0)
+        per_call = warm_s / warm_calls if warm_calls else 0.0
+        calls = calls_per_sample(per_call, budget)
+        chunk = _next_chunk(per_call * calls, MAX_GPU_CHUNK, 0)
         pending: list[_Marked] = []
         submitted = 0
         reason = None
         stream.synchronize()
         begin = clock()
         while reason is None:
-            k = min(chunk, budget.max_iterations - submitted)
+            k = max(1, min(chunk, (budget.max_iterations - submitted) // calls))
             events = pool.take(2 * k if cold else k + 1)
             host: list[int] = []
             records = [m.record for m in events]
             if flush is None:
-                _enqueue_shared(fn, records, host)
+                _enqueue_shared(fn, records, host, calls)
             else:
                 _enqueue_cold(fn, records, host, flush)
-            submitted += k
-            host_ns = np.array(host, dtype=np.int64)
+            submitted += k * calls
+            host_ns = np.rint(np.array(host, dtype=np.float64) / calls).astype(np.int64)
             enqueue.extend(host_ns)
-            per_call = float(host_ns.mean())
+            per_sample = float(host_ns.mean()) * calls
             if pending:
-                done = _read_ns(pending, cold, read)
+                done = _read_ns(pending, cold, read, calls)
                 samples.extend(done)
                 pool.give(pending)
-                per_call = max(float(done.mean()), per_call)
-            chunk = _next_chunk(per_call * NS, MAX_GPU_CHUNK, k)
+                per_sample = max(float(done.mean()) * calls, per_sample)
+            chunk = _next_chunk(per_sample * NS, MAX_GPU_CHUNK, k)
             pending = events
             reason = stop(samples, submitted, (clock() - begin) * NS)
         stream.synchronize()
         wall_s = (clock() - begin) * NS
-        samples.extend(_read_ns(pending, cold, read))
+        samples.extend(_read_ns(pending, cold, read, calls))
     seconds = samples.seconds()
     return Timing(
         clock="cuda-event-cold-l2" if cold else "cuda-event",
         samples=_thin(seconds, budget.keep_samples),
-        stats=summarize(seconds, batch_size, wall_s),
+        stats=summarize(seconds, batch_size, wall_s, calls_per_sample=calls),
         warmup_iterations=warm_calls,
         warmup_s=warm_s,
         wall_s=wall_s,
         stop_reason=reason,
-        enqueue=summarize(enqueue.seconds(), batch_size, wall_s),
+        enqueue=summarize(enqueue.seconds(), batch_size, wall_s, calls_per_sample=calls),
+        calls_per_sample=calls,
     )
 
 

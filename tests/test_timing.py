@@ -16,12 +16,14 @@ import pytest
 from pytest_trt import timing
 from pytest_trt.cuda_events import EventPath
 from pytest_trt.timing import (
+    MAX_CALLS_PER_SAMPLE,
     STOP_CONVERGED,
     STOP_MAX_ITERATIONS,
     STOP_MAX_TIME,
     STOP_MIN_REACHED,
     Budget,
     CudaApi,
+    calls_per_sample,
     measure,
     measure_events,
     measure_throughput,
@@ -258,7 +260,8 @@ def test_events_path_samples_are_the_device_times_in_order() -> None:
         calls += 1
         _spin(2e-5)  # host enqueue cost
 
-    budget = Budget(warmup_s=0.01, min_time_s=0.0, min_iterations=500, max_iterations=500, target_rel_ci=0)
+    budget = Budget(warmup_s=0.01, min_time_s=0.0, min_iterations=500, max_iterations=500, target_rel_ci=0,
+                    calls_per_sample=1)
     t = measure_events(fn, batch_size=2, budget=budget, stream=stream, api=cuda.api())
     w = t.warmup_iterations
     assert w >= 3
@@ -268,6 +271,35 @@ def test_events_path_samples_are_the_device_times_in_order() -> None:
     assert t.enqueue is not None and t.enqueue.n == 500
     assert 2e-5 <= t.enqueue.median < 5e-3
     assert t.stats.throughput == pytest.approx(2 * 500 / t.wall_s)
+
+
+def test_short_calls_are_timed_in_blocks_so_the_events_gpu_cost_stays_small() -> None:
+    assert calls_per_sample(50e-6, Budget()) == 16  # 2 us per event over 16 x 50 us: 0.25 %
+    assert calls_per_sample(1e-3, Budget()) == 1
+    assert calls_per_sample(1e-7, Budget()) == MAX_CALLS_PER_SAMPLE
+    assert calls_per_sample(0.0, Budget()) == 1  # no warm-up estimate: per call
+    assert calls_per_sample(50e-6, Budget(flush_l2=True)) == 1  # cold: a pair per call, as do_bench
+    assert calls_per_sample(1e-3, Budget(calls_per_sample=8)) == 8
+    with pytest.raises(ValueError, match="calls_per_sample"):
+        Budget(calls_per_sample=-1)
+
+
+def test_a_block_sample_is_the_mean_call_and_throughput_counts_every_call() -> None:
+    cuda, stream = FakeCuda(), FakeStream()
+    calls = 0
+
+    def fn() -> None:
+        nonlocal calls
+        stream.launch(10_000 if calls % 2 else 30_000)  # alternating calls: a block of 4 averages 20 us
+        calls += 1
+
+    budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=100, max_iterations=400, target_rel_ci=0,
+                    calls_per_sample=4)
+    t = measure_events(fn, batch_size=3, budget=budget, stream=stream, api=cuda.api())
+    assert t.calls_per_sample == 4 and t.stats.n == 100 and calls == 400
+    assert t.samples == pytest.approx([20e-6] * 100)
+    assert t.enqueue is not None and t.enqueue.n == 100
+    assert t.stats.throughput == pytest.approx(3 * 400 / t.wall_s)
 
 
 def test_events_path_synchronizes_per_chunk_not_per_iteration() -> None:

@@ -152,6 +152,14 @@ timer4b) # session 4: the same fidelity comparison on a spin kernel, whose low p
   run fidelity_spin 230 $py benchmarks/timer_fidelity.py --device cuda --workload spin --skip-overhead \
     --out "$out/timer_fidelity_cuda_spin.json"
   ;;
+timer4c) # session 4: the loop with auto blocks of calls per event: spin (with host overhead), then matmul
+  device_txt
+  run tests 40 $py -m pytest tests/test_timing.py tests/test_cuda_events.py -q -p no:cacheprovider -rs
+  run fidelity_spin 200 $py benchmarks/timer_fidelity.py --device cuda --workload spin \
+    --out "$out/timer_fidelity_cuda_spin_blocks.json"
+  run fidelity 170 $py benchmarks/timer_fidelity.py --device cuda --skip-overhead \
+    --out "$out/timer_fidelity_cuda_blocks.json"
+  ;;
 zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)
   # -n 1: a native abort in ONNX Runtime (seen at DenseNet-201 fp16 bs256) becomes one CRASHED case
   big=(--trt-min-iterations 3 --trt-batch-size 1,32,256 -n 1)
