@@ -143,7 +143,7 @@ def _measure(
     settings = ctx.settings
     budget = Budget(warmup_s=settings.warmup_s, min_time_s=settings.min_time_s,
                     max_time_s=settings.max_time_s, min_iterations=settings.min_iterations,
-                    flush_l2=settings.l2 == "cold")
+                    flush_l2=settings.l2 == "cold", calls_per_sample=settings.calls_per_sample)
     index = int(case.device.partition(":")[2] or 0)
     sampler = telemetry_mod.Sampler.open(index) if case.is_cuda and telemetry else None
     telemetry_mod.reset_peak_memory(case.device)

@@ -45,6 +45,7 @@ class Settings:
     calibration: str
     confirm: int = 1  # re-measurements a timing REGRESSION must survive (0: none)
     l2: str = "warm"  # "cold": flush the GPU's L2 before each timed iteration
+    calls_per_sample: int = 0  # CUDA: calls between two timing events; 0 = auto
 
 
 # name, help, default (as an ini string; None = unset)
@@ -71,6 +72,9 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("min-iterations", "minimum measured iterations per case (default 10)", "10"),
     ("l2", f"GPU L2 cache before each timed iteration: {', '.join(L2_STATES)} (default warm: back to back, "
      "as a serving loop; cold: flushed first, as triton's do_bench)", "warm"),
+    ("calls-per-sample", "CUDA: calls between two timing events, a whole number >= 1 or auto (default "
+     "auto: one per call above ~0.8 ms; shorter calls in blocks of up to 64, so an event's ~2 us of GPU "
+     "time stays under 0.25 percent of a sample)", "auto"),
     ("cache-dir", "ONNX exports, engines, timing and calibration caches (default .trt-cache)", ".trt-cache"),
     ("report-html", "write an HTML report here", None),
     ("report-md", "write a markdown report here (also to $GITHUB_STEP_SUMMARY when set)", None),
@@ -239,7 +243,18 @@ def resolve(config: pytest.Config) -> Settings:
                                CALIBRATION_METHODS)[0],
         confirm=_count("confirm", _raw(config, "confirm") or "1"),
         l2=parse_list("l2", _raw(config, "l2") or "warm", L2_STATES)[0],
+        calls_per_sample=parse_calls_per_sample(_raw(config, "calls-per-sample") or "auto"),
     )
+
+
+def parse_calls_per_sample(text: str) -> int:
+    """``auto`` (0) or a whole number >= 1."""
+    word = text.strip().lower()
+    if word == "auto":
+        return 0
+    if not word.isdigit() or int(word) < 1:
+        raise fail("calls-per-sample", text, "auto or a whole number >= 1")
+    return int(word)
 
 
 def defaults(**changes: Any) -> Settings:

@@ -60,6 +60,8 @@ def test_unsupported_combination_is_a_skip_with_its_reason(user_project):
         (["--trt-confirm", "-1"], "--trt-confirm: invalid value '-1'; expected a whole number >= 0"),
         (["--trt-confirm", "twice"], "--trt-confirm: invalid value 'twice'; expected a whole number >= 0"),
         (["--trt-l2", "lukewarm"], "--trt-l2: invalid value 'lukewarm'; expected *warm, cold"),
+        (["--trt-calls-per-sample", "0"], "--trt-calls-per-sample: invalid value '0'; expected auto or a whole*"),
+        (["--trt-calls-per-sample", "some"], "--trt-calls-per-sample: invalid value 'some'; expected auto*"),
     ],
 )
 def test_bad_options_are_usage_errors_without_traceback(user_project, args, message):
