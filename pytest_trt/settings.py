@@ -88,7 +88,8 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("trt", "pytest-trt inference benchmarks")
     for name, help_text, default in OPTIONS:
         ini = "trt_" + name.replace("-", "_")
-        group.addoption(f"--trt-{name}", dest=ini, default=None, help=help_text)
+        # argparse %-formats option help ("5% or 3" would read as a format): escape it there only.
+        group.addoption(f"--trt-{name}", dest=ini, default=None, help=help_text.replace("%", "%%"))
         parser.addini(ini, help=help_text, default=default)
 
 

@@ -190,3 +190,12 @@ def test_latency(trt_bench, trt_runner, trt_case):
     assert set(cases) == {"torch-fp32-bs1", "torch-fp32-bs2", "torch-fp32-bs4"}
     assert cases["torch-fp32-bs2"]["status"] == "crashed" and cases["torch-fp32-bs2"]["timing"] is None
     assert cases["torch-fp32-bs4"]["status"] == "ok"  # the case after the crash ran on a new worker
+
+
+def test_help_lists_every_option_with_its_help(user_project):
+    from pytest_trt.settings import OPTIONS
+
+    result = user_project.runpytest("--help")
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["*--trt-threshold=*", "*a percentage such as 5%*"])
+    assert all(f"--trt-{name}=" in result.stdout.str() for name, _, _ in OPTIONS)
