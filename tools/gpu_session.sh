@@ -27,6 +27,9 @@ device_txt() {
     $py -c "import torch, onnxruntime as o; print(torch.__version__, o.__version__, o.get_available_providers())"
   } >>"$out/device.txt" 2>&1
 }
+pack() { # NAME: everything under $OUT into one tarball; only it and the tables stay (8 files come back)
+  tar czf "/tmp/$1.tgz" -C "$out" . 2>/dev/null && find "$out" -type f ! -name '*.md' -delete && mv "/tmp/$1.tgz" "$out/"
+}
 FAST=(--trt-warmup 0.1 --trt-min-time 0.3 --trt-max-time 1.0 -p no:cacheprovider)
 zoo() { # name models timeout
   run "$1" "$3" $py -m pytest benchmarks --trt-device cuda --trt-model "$2" --trt-backend torch,onnxruntime \
@@ -117,7 +120,7 @@ zoo5a) # session 4: most wanted first; -n 1 turns a native ONNX Runtime abort in
   run zoo5_deeplab 170 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50 --trt-backend torch \
     --trt-precision tf32,fp16,bf16 "${small[@]}" "${variants[@]}" -k "not (channels-last or cuda-graph) or fp16" \
     "${FAST[@]}" --trt-results "$out/zoo5_deeplab.json" --trt-report-md "$out/zoo5_deeplab.md"
-  tar czf "$out/zoo5a.tgz" -C "$out" --exclude zoo5a.tgz . 2>/dev/null
+  pack zoo5a
   ;;
 zoo5b) # session 4: torch.compile at batch 1 and 32, then batch-256 cells (fp16 first: fp32 may be an OOM cell)
   device_txt
@@ -132,7 +135,7 @@ zoo5b) # session 4: torch.compile at batch 1 and 32, then batch-256 cells (fp16 
   run zoo5_256f 90 $py -m pytest benchmarks --trt-model unet,deeplabv3_resnet50 --trt-backend torch,onnxruntime \
     --trt-precision fp32 "${big[@]}" -k "not (deeplab and torch)" \
     --trt-results "$out/zoo5_256f.json" --trt-report-md "$out/zoo5_256f.md"
-  tar czf "$out/zoo5b.tgz" -C "$out" --exclude zoo5b.tgz . 2>/dev/null
+  pack zoo5b
   ;;
 timer4) # session 4: event-path GPU tests, timer fidelity (21 short rounds, SM clock watched), and the UNet
   # cells zoo5a measured but could not return (the device returns 8 files: keep only the tarball)
@@ -144,7 +147,7 @@ timer4) # session 4: event-path GPU tests, timer fidelity (21 short rounds, SM c
     --trt-precision tf32,fp16,bf16 --trt-min-iterations 3 --trt-batch-size 1,32 -n 1 \
     --trt-variant eager,channels-last,cuda-graph -k "not (channels-last or cuda-graph) or fp16" \
     "${FAST[@]}" --trt-results "$out/zoo5_unet.json" --trt-report-md "$out/zoo5_unet.md"
-  tar czf /tmp/timer4.tgz -C "$out" . 2>/dev/null && find "$out" -type f ! -name '*.md' -delete && mv /tmp/timer4.tgz "$out/"
+  pack timer4
   ls "$out"
   ;;
 timer4b) # session 4: the same fidelity comparison on a spin kernel, whose low power keeps the clocks put
