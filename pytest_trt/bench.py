@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,31 +39,37 @@ def run_case(
 
     result = R.CaseResult(case=case, nodeid=nodeid, model_name=spec.name, build=dict(runner.info))
     phases: dict[str, float] = {}  # where the case's wall time went: set-up costs are not in the timing
+    prepared = {"prepare": float(runner.info.get("prepare_s", 0.0))}
+
+    def phase(name: str) -> AbstractContextManager[None]:
+        ctx.progress.phase(name, prepared | phases)  # an interrupted case is recorded in this phase
+        return _phase(phases, name)
+
     timed_inputs = representative_inputs(spec, case.batch_size, spec.seed)
     check_seed = spec.seed + CHECK_SEED_OFFSET
     check_inputs = representative_inputs(spec, case.batch_size, check_seed)
     with on_stream(runner.stream):
-        with _phase(phases, "first_run"):  # a new shape: cuDNN autotuning, lazy allocations, ...
+        with phase("first_run"):  # a new shape: cuDNN autotuning, lazy allocations, ...
             check = runner.to_host(runner.run(runner.load_inputs(check_inputs)))
-        with _phase(phases, "check"):
+        with phase("check"):
             first = _agreement(ctx, spec, case, check, check_inputs, check_seed, limits)
-        with _phase(phases, "measure"):
+        with phase("measure"):
             timing, telemetry, last = _measure(ctx, runner, case, timed_inputs)
-        with _phase(phases, "check_timed"):
+        with phase("check_timed"):
             final = _agreement(ctx, spec, case, runner.to_host(last), timed_inputs, spec.seed, limits)
         worst = first if not first["passed"] else final
         result.accuracy = {"agreement": worst, "checked_timed_outputs": True}
         if spec.dataset is not None and spec.metric is not None:
-            with _phase(phases, "task_metric"):
+            with phase("task_metric"):
                 result.accuracy.update(_task_metric(ctx, runner, spec, case, limits, accuracy))
         if case.is_cuda:
-            with _phase(phases, "transfers"):
+            with phase("transfers"):
                 transfers, error = transfer_split(runner, timed_inputs)
             timing = dataclasses.replace(timing, transfers=transfers)
             if error:
                 result.build["transfers_error"] = error
     result.timing = timing
-    with _phase(phases, "flops"):
+    with phase("flops"):
         result.build.update(_compute_rate(ctx, spec, case, timing.stats.median))
     result.build["phase_s"] = phases
     result.telemetry = telemetry

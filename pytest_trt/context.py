@@ -23,6 +23,8 @@ from pytest_trt.settings import Settings
 if TYPE_CHECKING:
     import torch
 
+    from pytest_trt.progress import Progress
+
 
 class Context:
     def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
@@ -38,6 +40,16 @@ class Context:
         self._references: dict[tuple[str, int, int, str, tuple[int, ...] | None], np.ndarray] = {}
         self._metrics: dict[str, float] = {}
         self._flops: dict[tuple[str, int], int | None] = {}
+        self._progress: Progress | None = None
+
+    @property
+    def progress(self) -> Progress:
+        """This process's current case and phase, mirrored to the cache dir (pytest_trt.progress)."""
+        if self._progress is None:
+            from pytest_trt.progress import Progress
+
+            self._progress = Progress(self.cache_dir, self.worker_id)
+        return self._progress
 
     @property
     def device(self) -> str:

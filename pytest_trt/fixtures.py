@@ -78,11 +78,13 @@ def trt_runner(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelS
 def _runner(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Context) -> Iterator[Runner]:
     from pytest_trt.runners import create
 
+    ctx.progress.case(request.node.nodeid, case.to_dict(), spec.name)
     with _recorded(request, case, spec, ctx):
         runner = create(ctx, case, spec)
         start = time.perf_counter()
         runner.prepare()
         runner.info.setdefault("prepare_s", time.perf_counter() - start)
+    ctx.progress.phase("test", {"prepare": float(runner.info["prepare_s"])})  # the test body runs next
     try:
         yield runner
     finally:

@@ -20,6 +20,7 @@ BUILD_FAILED = "build-failed"
 ACCURACY_FAILED = "accuracy-failed"
 SKIPPED = "skipped"
 CRASHED = "crashed"  # the process died in the case (a native abort in a backend); pytest-xdist only
+INTERRUPTED = "interrupted"  # the run stopped (Ctrl-C, a time limit) inside the case; message: its phase
 
 # Flags (DESIGN.md rule 7).
 UNSTABLE = "UNSTABLE"

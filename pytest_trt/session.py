@@ -6,6 +6,7 @@ results on test reports and never write results, baselines or reports themselves
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from pytest_trt import matrix
 from pytest_trt.case import Case
 from pytest_trt.context import Context
-from pytest_trt.results import CRASHED, CaseResult
+from pytest_trt.results import CRASHED, INTERRUPTED, CaseResult
 from pytest_trt.stash import CASE_PROPERTY, RESULT_PROPERTY
 
 
@@ -80,6 +81,8 @@ class Controller:
         self.written: list[str] = []
         self.partial = partial_path(ctx)
         self._journal: Any = None
+        self.finished: set[str] = set()  # node ids whose teardown was reported
+        self.started = time.time()  # progress files older than this belong to other runs
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
@@ -90,16 +93,35 @@ class Controller:
                 if result.nodeid not in self.results:  # setup + call reports carry the same entries
                     self._journal_write(value)
                 self.results[result.nodeid] = result
+        if report.when == "teardown":
+            self.finished.add(report.nodeid)
         if report.nodeid in self.planned and report.nodeid not in self.results and _worker_crashed(report):
-            self._record_crash(report)
+            self._record(report.nodeid, CRASHED,
+                         f"{report.longrepr}: the process died inside the case (a native abort or segfault, "
+                         "e.g. in a backend's C++ code); pytest-xdist started a new worker")
 
-    def _record_crash(self, report: pytest.TestReport) -> None:
-        planned = self.planned[report.nodeid]
-        result = CaseResult(Case.from_dict(planned["case"]), report.nodeid, planned["model_name"], CRASHED,
-                            f"{report.longrepr}: the process died inside the case (a native abort or "
-                            "segfault, e.g. in a backend's C++ code); pytest-xdist started a new worker")
+    def _record(self, nodeid: str, status: str, message: str, where: dict[str, Any] | None = None) -> None:
+        """A case that never reported a result: recorded with the phase its process last announced."""
+        from pytest_trt import progress
+
+        where = where or progress.read(self.ctx.cache_dir, self.started).get(nodeid)
+        if where is not None:
+            message = f"{message}; it was {progress.describe(where)}"
+        planned = self.planned.get(nodeid) or where
+        assert planned is not None
+        result = CaseResult(Case.from_dict(planned["case"]), nodeid, planned["model_name"], status, message)
         self._journal_write(result.to_dict())
-        self.results[report.nodeid] = result
+        self.results[nodeid] = result
+
+    def _record_interrupted(self) -> None:
+        """Cases started but never finished: the run stopped inside them (their setup included)."""
+        from pytest_trt import progress
+
+        running = progress.read(self.ctx.cache_dir, self.started)
+        for nodeid in dict.fromkeys([*self.planned, *running]):
+            if nodeid not in self.results and nodeid not in self.finished:
+                self._record(nodeid, INTERRUPTED, "the run was interrupted inside the case (Ctrl-C or a "
+                             "time limit) before it finished", running.get(nodeid))
 
     def _journal_write(self, value: dict[str, Any]) -> None:
         """Append each result as it arrives, so a crash (a native abort in a backend) loses nothing."""
@@ -113,6 +135,10 @@ class Controller:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from pytest_trt import progress
+
+        self._record_interrupted()
+        progress.clear(self.ctx.cache_dir, self.started)
         if not self.results:
             return
         from pytest_trt import outputs

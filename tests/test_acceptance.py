@@ -190,6 +190,39 @@ def test_latency(trt_bench, trt_runner, trt_case):
     assert set(cases) == {"torch-fp32-bs1", "torch-fp32-bs2", "torch-fp32-bs4"}
     assert cases["torch-fp32-bs2"]["status"] == "crashed" and cases["torch-fp32-bs2"]["timing"] is None
     assert cases["torch-fp32-bs4"]["status"] == "ok"  # the case after the crash ran on a new worker
+    assert "it was in phase test for" in cases["torch-fp32-bs2"]["message"]  # its runner was built
+
+
+def test_an_interrupted_run_records_the_case_it_stopped_in_and_its_phase(user_project, tmp_path):
+    """Ctrl-C or a time limit's SIGINT inside a case: the results say which case and how far it got."""
+    user_project.makepyfile(test_stop=TEST_STOP)
+    out = tmp_path / "results.json"
+    result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1,2,4",
+                                    "--trt-results", str(out), "test_stop.py")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
+    assert set(cases) == {"torch-fp32-bs1", "torch-fp32-bs2"}  # bs4 never started
+    stopped = cases["torch-fp32-bs2"]
+    assert stopped["status"] == "interrupted" and stopped["timing"] is None
+    assert "it was in phase measure for" in stopped["message"]
+    assert "first_run" in stopped["message"] and "check" in stopped["message"]  # the phases it finished
+    assert not list((user_project.path / ".trt-cache" / "progress").glob("*.json"))  # cleaned up
+
+
+TEST_STOP = """
+def test_latency(trt_bench, trt_runner, trt_case):
+    if trt_case.batch_size == 2:
+        real, calls = trt_runner.run, []
+
+        def run(inputs):
+            calls.append(1)
+            if len(calls) > 3:  # the first call and the check pass; the timing loop is interrupted
+                raise KeyboardInterrupt
+            return real(inputs)
+
+        trt_runner.run = run
+    trt_bench(trt_runner)
+"""
 
 
 def test_help_lists_every_option_with_its_help(user_project):
