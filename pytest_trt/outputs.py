@@ -10,7 +10,7 @@ from typing import Any
 
 from pytest_trt import __version__, atomic
 from pytest_trt.context import Context
-from pytest_trt.results import CaseResult
+from pytest_trt.results import INTERRUPTED, CaseResult
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -41,7 +41,10 @@ def write_all(ctx: Context, results: list[CaseResult]) -> list[str]:
     if settings.save_baseline is not None:
         from pytest_trt import baseline
 
-        baseline.save(settings.save_baseline, [r.to_dict() for r in results], ctx.environment())
+        # An interrupted case says nothing about the code under test: it must not become the newest
+        # baseline entry that later runs are judged against.
+        kept = [r.to_dict() for r in results if r.status != INTERRUPTED]
+        baseline.save(settings.save_baseline, kept, ctx.environment())
         written.append(str(settings.save_baseline))
     if settings.benchmark_json is not None:
         from pytest_trt import benchmark_json

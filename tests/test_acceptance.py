@@ -196,10 +196,12 @@ def test_latency(trt_bench, trt_runner, trt_case):
 def test_an_interrupted_run_records_the_case_it_stopped_in_and_its_phase(user_project, tmp_path):
     """Ctrl-C or a time limit's SIGINT inside a case: the results say which case and how far it got."""
     user_project.makepyfile(test_stop=TEST_STOP)
-    out = tmp_path / "results.json"
+    out, base = tmp_path / "results.json", tmp_path / "baseline.json"
     result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1,2,4",
-                                    "--trt-results", str(out), "test_stop.py")
+                                    "--trt-results", str(out), "--trt-save-baseline", str(base), "test_stop.py")
     assert result.ret == pytest.ExitCode.INTERRUPTED
+    saved = json.loads(base.read_text())["runs"][-1]
+    assert [nodeid.rsplit("[", 1)[1] for nodeid in saved["cases"]] == ["torch-fp32-bs1]"]  # not the stopped one
     cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
     assert set(cases) == {"torch-fp32-bs1", "torch-fp32-bs2"}  # bs4 never started
     stopped = cases["torch-fp32-bs2"]
