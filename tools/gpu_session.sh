@@ -4,6 +4,7 @@
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
+# Next session: zoo6a, zoo6b (torch.compile fp16 still missing), zoo6c (batch-256 segmenter cells).
 # Session 4 steps: zoo5a (ONNX Runtime on the segmenters, UNet and DeepLabV3 beyond fp32 at batch 1 and 32),
 #   zoo5b (torch.compile on DenseNet-201, DeepLabV3 and the UNet; the batch-256 cells still missing),
 #   timer4 (event-path tests, timer fidelity in short interleaved rounds).
@@ -162,6 +163,26 @@ timer4c) # session 4: the loop with auto blocks of calls per event: spin (with h
     --out "$out/timer_fidelity_cuda_spin_blocks.json"
   run fidelity 170 $py benchmarks/timer_fidelity.py --device cuda --skip-overhead \
     --out "$out/timer_fidelity_cuda_blocks.json"
+  ;;
+zoo6a|zoo6b) # next session: torch.compile fp16 where the grid lacks it; -k drops the fp32 compile base
+  # cases, which cost zoo5b its whole slot (DenseNet-201 fp32 compiled in 71-93 s)
+  models=$([ "$step" = zoo6a ] && echo densenet201,vgg16 || echo unet,deeplabv3_resnet50)
+  device_txt
+  run "$step" 560 $py -m pytest benchmarks --trt-device cuda --trt-model "$models" --trt-backend torch-compile \
+    --trt-precision fp16 --trt-batch-size 1,32,256 -n 1 --trt-min-iterations 3 "${FAST[@]}" \
+    -k "fp16 and not (vgg16 and bs32)" --trt-results "$out/$step.json" --trt-report-md "$out/$step.md"
+  pack "$step"
+  ;;
+zoo6c) # next session: the batch-256 segmenter cells; an interrupted case now records its phase
+  device_txt
+  run zoo6c 560 $py -m pytest benchmarks --trt-device cuda --trt-model unet,deeplabv3_resnet50,densenet201 \
+    --trt-backend torch,onnxruntime --trt-precision fp32,tf32,fp16,bf16 --trt-variant eager,channels-last,cuda-graph \
+    --trt-batch-size 32,256 -n 1 --trt-min-iterations 3 "${FAST[@]}" \
+    -k "(bs256 and (unet or deeplab) and (not (channels-last or cuda-graph) or torch-fp16) and not (onnxruntime and tf32) \
+        and not (onnxruntime and bf16) and not (deeplab and torch and fp32)) or (densenet201 and onnxruntime and fp16 \
+        and bs256) or (unet and torch-bf16-bs32 and not (channels-last or cuda-graph))" \
+    --trt-results "$out/zoo6c.json" --trt-report-md "$out/zoo6c.md"
+  pack zoo6c
   ;;
 zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)
   # -n 1: a native abort in ONNX Runtime (seen at DenseNet-201 fp16 bs256) becomes one CRASHED case
