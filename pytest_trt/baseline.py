@@ -117,6 +117,7 @@ def case_entry(result: Mapping[str, Any]) -> dict[str, Any]:
         "status": str(result.get("status", "ok")),
         "model_hash": build.get("model_hash"),
         "clock": timing.get("clock"),
+        "calls_per_sample": int(timing.get("calls_per_sample") or 1),
         "samples": thin(timing.get("samples") or []),
         "stats": timing.get("stats"),
         "accuracy": dict(result.get("accuracy") or {}),
@@ -129,7 +130,8 @@ def entry_to_result(nodeid: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     """A baseline entry in the shape of ``CaseResult.to_dict()`` (enough for the gate)."""
     timing = None
     if entry.get("samples"):
-        timing = {"clock": entry.get("clock"), "samples": list(entry["samples"]), "stats": entry.get("stats")}
+        timing = {"clock": entry.get("clock"), "samples": list(entry["samples"]), "stats": entry.get("stats"),
+                  "calls_per_sample": int(entry.get("calls_per_sample") or 1)}
     return {
         "nodeid": nodeid,
         "case": entry["case"],

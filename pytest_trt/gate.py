@@ -148,8 +148,8 @@ def judge(
     entries = baseline.entries(nodeid)
     if not entries:
         return _finish(verdict, NEW, f"no baseline entry in {baseline.path}")
-    comparable = [(r, e) for r, e in entries if not hardware_difference(r.environment, environment)]
-    newest_run, newest_entry = (comparable or entries)[-1]
+    same_hardware = [(r, e) for r, e in entries if not hardware_difference(r.environment, environment)]
+    newest_run, newest_entry = (same_hardware or entries)[-1]
     verdict.changes = software_changes(newest_run.environment, environment, newest_entry, current)
 
     status = str(current.get("status", "ok"))
@@ -157,7 +157,7 @@ def judge(
     if status == "skipped":
         return _finish(verdict, MISSING, f"not run: {current.get('message') or 'skipped'}")
     if status in FAILED_STATES or not samples:
-        if not comparable:
+        if not same_hardware:
             return _finish(verdict, INCOMPARABLE, _incomparable(newest_run, environment))
         if newest_entry["status"] not in FAILED_STATES and newest_entry["samples"]:
             why = current.get("message") or "no timing"
@@ -165,13 +165,17 @@ def judge(
         detail = f"status {status}, no timing to compare (baseline: {newest_entry['status']})"
         return _finish(verdict, PASS, detail)
 
-    timed = [(run, entry) for run, entry in (comparable or entries) if entry["samples"]]
+    # Timed the same way too: samples of one call and block means, or warm and cold L2, are not one quantity.
+    comparable = [(r, e) for r, e in same_hardware if method(e) == method(current.get("timing") or {})]
+    timed = [(run, entry) for run, entry in (comparable or same_hardware or entries) if entry["samples"]]
     if not timed:
         return _finish(verdict, NEW, f"baseline entry has status {newest_entry['status']} and no timing")
     comparison = compare_samples(samples, [e["samples"] for _, e in timed[-MAX_BASELINE_RUNS:]], alpha)
     _fill(verdict, comparison)
-    if not comparable:
+    if not same_hardware:
         return _finish(verdict, INCOMPARABLE, _incomparable(newest_run, environment))
+    if not comparable:
+        return _finish(verdict, INCOMPARABLE, _other_method(timed[-1][1], current.get("timing") or {}))
 
     timing_outcome = outcome = decide(comparison, threshold)
     verdict.timing_outcome = timing_outcome
@@ -215,6 +219,18 @@ def confirm(verdict: Verdict, rejudge: Callable[[], Verdict], attempts: int) -> 
     verdict.message += f"; confirmed by {len(verdict.confirmations)} re-measurement(s): " + ", ".join(
         f"×{r:.3f}" for r in verdict.confirmations)
     return verdict
+
+
+def method(timing: Mapping[str, Any]) -> tuple[str | None, int]:
+    """How samples were taken: the clock (CUDA events warm or cold L2, perf_counter) and the calls per sample."""
+    return timing.get("clock"), int(timing.get("calls_per_sample") or 1)
+
+
+def _other_method(entry: Mapping[str, Any], timing: Mapping[str, Any]) -> str:
+    (was_clock, was_calls), (now_clock, now_calls) = method(entry), method(timing)
+    return (f"timed another way: baseline {was_clock}, {was_calls} call(s) per sample; this run {now_clock}, "
+            f"{now_calls} call(s) per sample (re-save the baseline, or pin --trt-calls-per-sample / --trt-l2) "
+            "— comparison, not a gate")
 
 
 def _incomparable(run: BaselineRun, environment: Mapping[str, Any]) -> str:

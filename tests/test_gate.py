@@ -190,7 +190,7 @@ def test_run_to_run_spread_absorbs_a_slowdown_seen_between_nights() -> None:
     assert "run-to-run spread" in multi.message
     # beyond max/min of the runs, but not 5% beyond the slowest run (1.12 ms): still noise
     near = gate.judge(result(samples(1.16e-3, seed=9)), make_baseline(*runs), env())
-    assert near.ratio is not None and near.ratio > near.run_spread
+    assert near.ratio is not None and near.run_spread is not None and near.ratio > near.run_spread
     assert near.outcome == gate.PASS
     far = gate.judge(result(samples(1.25e-3, seed=9)), make_baseline(*runs), env())
     assert far.outcome == gate.REGRESSION
@@ -365,3 +365,29 @@ def test_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
     assert gate_report.write_step_summary("## gate") is True
     assert target.read_text() == "earlier step\n## gate\n"
+
+
+def _timed_with(res: dict[str, Any], clock: str, calls: int) -> dict[str, Any]:
+    res["timing"] |= {"clock": clock, "calls_per_sample": calls}
+    return res
+
+
+def test_samples_taken_another_way_are_compared_but_not_gated() -> None:
+    """A baseline of one event per call against block means (or warm against cold L2) is not one quantity."""
+    base = make_baseline((_timed_with(result(samples(1.04e-4, seed=1)), "cuda-event", 1), env(gpu="H100")))
+    current = _timed_with(result(samples(1.00e-4, seed=2)), "cuda-event", 16)
+    verdict = gate.judge(current, base, env(gpu="H100"))
+    assert verdict.outcome == gate.INCOMPARABLE and not verdict.failed
+    assert "1 call(s) per sample" in verdict.message and "16 call(s) per sample" in verdict.message
+    assert verdict.ratio == pytest.approx(1.00 / 1.04, abs=0.01)  # the comparison is still shown
+    cold = _timed_with(result(samples(1.04e-4, seed=3)), "cuda-event-cold-l2", 1)
+    assert gate.judge(cold, base, env(gpu="H100")).outcome == gate.INCOMPARABLE
+    same = _timed_with(result(samples(1.04e-4, seed=4)), "cuda-event", 1)
+    assert gate.judge(same, base, env(gpu="H100")).outcome == gate.PASS
+
+
+def test_an_entry_without_calls_per_sample_counts_as_one_call() -> None:
+    old = case_entry(result(samples(1e-3, seed=1)))
+    old.pop("calls_per_sample")  # a baseline written before the field existed
+    assert gate.method(old) == ("perf_counter", 1)
+    assert case_entry(_timed_with(result(samples(1e-3)), "cuda-event", 8))["calls_per_sample"] == 8
