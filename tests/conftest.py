@@ -34,3 +34,25 @@ def user_project(pytester):
     pytester.makeconftest(USER_CONFTEST)
     pytester.makepyfile(test_bench="def test_latency(trt_bench, trt_runner):\n    trt_bench(trt_runner)\n")
     return pytester
+
+
+@pytest.fixture(scope="session")
+def repo_script():
+    """Load a script of the repository (benchmarks/, tools/) by its path, as a module: they are not
+    packages, and loading by path works in any pytest import mode."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def load(relative: str):
+        path = root / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(path.stem, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 
-def _load() -> types.ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "timer_fidelity.py"
-    spec = importlib.util.spec_from_file_location("timer_fidelity", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("timer_fidelity", module)
-    spec.loader.exec_module(module)
+@pytest.fixture(scope="module")
+def tf(repo_script: Any) -> types.ModuleType:
+    module: types.ModuleType = repo_script("benchmarks/timer_fidelity.py")
     return module
-
-
-tf = _load()
 
 
 class FakeSampler:
@@ -46,7 +36,7 @@ def _timer(name: str, cycles: float) -> Any:
     return run
 
 
-def test_rounds_rotate_and_every_timer_run_is_watched() -> None:
+def test_rounds_rotate_and_every_timer_run_is_watched(tf: types.ModuleType) -> None:
     order: list[str] = []
 
     def timer(name: str) -> Any:
@@ -61,7 +51,7 @@ def test_rounds_rotate_and_every_timer_run_is_watched() -> None:
     assert all(len(r["repeats_sm_clock_mhz_mean"]) == 3 and r["median_s"] == 1.0 for r in runs.values())
 
 
-def test_a_disagreement_from_clocks_alone_vanishes_in_cycles() -> None:
+def test_a_disagreement_from_clocks_alone_vanishes_in_cycles(tf: types.ModuleType) -> None:
     row = {
         "timers": tf.interleaved({"a": _timer("a", 1e5), "b": _timer("b", 1e5)}, 5, watch=FakeSampler),
         "pairs": [tf.pair("a", "b")],
@@ -72,6 +62,6 @@ def test_a_disagreement_from_clocks_alone_vanishes_in_cycles() -> None:
     assert view["timers"]["b"]["sm_clock_mhz_median"] == 1755.0
 
 
-def test_without_a_watch_there_is_no_clock_view() -> None:
+def test_without_a_watch_there_is_no_clock_view(tf: types.ModuleType) -> None:
     row = {"timers": tf.interleaved({"a": lambda: 1.0, "b": lambda: 2.0}, 2), "pairs": [tf.pair("a", "b")]}
     assert tf.clock_view(row) == {"timers": {}, "pairs": {}}

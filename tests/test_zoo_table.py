@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -12,17 +10,10 @@ from typing import Any
 import pytest
 
 
-def _load() -> types.ModuleType:
-    path = Path(__file__).resolve().parents[1] / "tools" / "zoo_table.py"
-    spec = importlib.util.spec_from_file_location("zoo_table", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("zoo_table", module)
-    spec.loader.exec_module(module)
+@pytest.fixture(scope="module")
+def zt(repo_script: Any) -> types.ModuleType:
+    module: types.ModuleType = repo_script("tools/zoo_table.py")
     return module
-
-
-zt = _load()
 
 
 def _case(model: str, batch: int, status: str = "ok", median_s: float = 0.002, message: str = "") -> dict[str, Any]:
@@ -34,7 +25,7 @@ def _case(model: str, batch: int, status: str = "ok", median_s: float = 0.002, m
             "build": {"tflops": 12.5, "percent_of_peak": 24.0}, "flags": []}
 
 
-def test_later_files_win_missing_cells_say_so_and_journals_are_read(tmp_path: Path) -> None:
+def test_later_files_win_missing_cells_say_so_and_journals_are_read(zt: types.ModuleType, tmp_path: Path) -> None:
     first = tmp_path / "a.json"
     first.write_text(json.dumps({"cases": [_case("unet", 1, median_s=0.004), _case("unet", 32)]}))
     second = tmp_path / "b.partial.jsonl"
@@ -50,7 +41,7 @@ def test_later_files_win_missing_cells_say_so_and_journals_are_read(tmp_path: Pa
     assert "vgg16 torch fp32 eager batch 4096: OOM (s2) CUDA out of memory" in text
 
 
-def test_a_missing_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+def test_a_missing_file_is_a_usage_error_naming_it(zt: types.ModuleType, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         zt.main([f"s1={tmp_path / 'nope.json'}"])
     assert exit_info.value.code == 2
