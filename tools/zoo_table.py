@@ -86,10 +86,10 @@ def row(label: str, batch: int, cell: Cell | None) -> str:
     )
 
 
-def markdown(cells: dict[Key, Cell], title: str) -> str:
+def markdown(cells: dict[Key, Cell], title: str, intro: str = "") -> str:
     measured = sum(1 for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES if (m, b, p, v, n) in cells)
     total = len(MODELS) * len(CONFIGS) * len(BATCHES)
-    lines = [f"# {title}", "", f"{measured} of the grid's {total} cells measured "
+    lines = [f"# {title}", "", *([intro, ""] if intro else []), f"{measured} of the grid's {total} cells measured "
              f"({len(MODELS)} models x {len(CONFIGS)} configurations x batch {', '.join(map(str, BATCHES))}).", ""]
     lines += coverage(cells)
     grid = {(m, b, p, v, n) for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES}
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sources", nargs="+", metavar="LABEL=PATH")
     parser.add_argument("--out", type=Path, help="markdown file (default: stdout)")
     parser.add_argument("--title", default="The GPU zoo, all runs")
+    parser.add_argument("--intro", default="", help="a paragraph under the title (device, budget, how made)")
     args = parser.parse_args(argv)
     sources = []
     for item in args.sources:
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{item!r}: expected LABEL=PATH to an existing results file")
         sources.append((label, Path(path)))
     try:
-        text = markdown(collect(sources), args.title)
+        text = markdown(collect(sources), args.title, args.intro)
     except (ValueError, KeyError) as exc:
         parser.error(f"not a results file: {exc}")
     if args.out:
