@@ -74,12 +74,16 @@ def benchmark(result: Mapping[str, Any]) -> dict[str, Any] | None:
             "min_time": None,
             "warmup": bool(timing.get("warmup_iterations")),
         },
-        "stats": stats(samples, timing.get("stats")),
+        "stats": stats(samples, timing.get("stats"), int(timing.get("calls_per_sample") or 1)),
     }
 
 
-def stats(samples: Sequence[float], summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """pytest-benchmark's ``stats`` block for samples in seconds (one iteration per round)."""
+def stats(samples: Sequence[float], summary: Mapping[str, Any] | None = None, iterations: int = 1) -> dict[str, Any]:
+    """pytest-benchmark's ``stats`` block for samples in seconds per call.
+
+    ``iterations``: calls per round, as pytest-benchmark counts them (the CUDA loop's block of short
+    calls between two events); its per-round times are per call too, as ours are.
+    """
     data = sorted(samples)
     rounds = int(summary["n"]) if summary and summary.get("n") else len(data)
     mean = float(summary["mean"]) if summary else statistics.fmean(data)
@@ -107,7 +111,7 @@ def stats(samples: Sequence[float], summary: Mapping[str, Any] | None = None) ->
         "ops": 1.0 / mean if mean > 0 else 0.0,
         "total": mean * rounds,
         "data": list(samples),
-        "iterations": 1,
+        "iterations": iterations,
     }
 
 

@@ -117,6 +117,13 @@ def test_full_sample_stats_take_precedence() -> None:
     assert out["ops"] == pytest.approx(0.5)
 
 
+def test_a_cuda_block_of_calls_is_pytest_benchmarks_iterations_per_round(tmp_path: Path) -> None:
+    blocked = result("a-b", 1e-4, 3)
+    blocked["timing"]["calls_per_sample"] = 16
+    doc = benchmark_json.write(tmp_path / "o.json", [blocked, result("c-d", 1e-3, 4)], ENV, commit_info={})
+    assert [b["stats"]["iterations"] for b in doc["benchmarks"]] == [16, 1]
+
+
 def test_untimed_cases_are_left_out(tmp_path: Path) -> None:
     oom = {"nodeid": "t.py::oom", "case": {}, "case_id": "x", "status": "oom", "timing": None}
     doc = benchmark_json.write(tmp_path / "o.json", [oom, result("a-b", 1e-3, 2)], ENV, commit_info={})
