@@ -12,8 +12,9 @@ from typing import Any
 
 from pytest_trt.results import OK, CaseResult
 
-COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "items/s", "speed-up",
-           "vs own fp32", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W", "flags", "verdict")
+COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "calls/sample", "items/s",
+           "speed-up", "vs own fp32", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W", "flags",
+           "verdict")
 
 
 def rows(results: list[CaseResult]) -> dict[str, list[list[str]]]:
@@ -53,6 +54,8 @@ def _row(r: CaseResult, ref: CaseResult | None, own: CaseResult | None) -> list[
         "" if r.case.variant == "eager" else r.case.variant,
         r.status.upper() if r.status != OK else "ok",
         _num(t.median * 1e3 if t else None), _num(t.p99 * 1e3 if t else None),
+        # > 1: short CUDA calls timed in blocks, so the percentiles are of block means (README)
+        str(r.timing.calls_per_sample) if r.timing and r.timing.calls_per_sample > 1 else "",
         _num(t.throughput if t else None), speedup, _speedup(t, own),
         _num(r.build.get("tflops") if t else None), _num(r.build.get("percent_of_peak") if t else None),
         str(acc.get("metric") or ("agree" if acc.get("agreement") else "-")),
