@@ -160,7 +160,7 @@ def _measure(
     finally:
         record = sampler.stop() if sampler is not None else {}
     if record:
-        items = case.batch_size * timing.stats.n
+        items = case.batch_size * timing.stats.n * timing.calls_per_sample  # every call, not every sample
         peak = telemetry_mod.peak_memory_bytes(case.device)
         record = telemetry_mod.finish(record, items=items, wall_s=timing.wall_s, peak_memory_bytes=peak)
     return timing, record, last[0]

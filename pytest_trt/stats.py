@@ -126,7 +126,7 @@ def flags(timing: Timing, throttled: bool = False) -> list[str]:
     if throttled or timing.stats.cv > UNSTABLE_CV:
         found.append(UNSTABLE)
     if timing.enqueue is not None and timing.enqueue.median > ENQUEUE_BOUND_RATIO * timing.stats.median:
-        busy = timing.stats.mean * timing.stats.n / timing.wall_s
+        busy = timing.stats.mean * timing.stats.n * timing.calls_per_sample / timing.wall_s
         if busy < GPU_BUSY_SHARE:
             found.append(ENQUEUE_BOUND)
     return found

@@ -55,3 +55,35 @@ def test_a_runner_that_cannot_be_split_is_recorded_not_raised() -> None:
     runner = Recorder(fail_on="to_host")
     split, error = bench.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
     assert split == {} and error == "RuntimeError: to_host broke"
+
+
+def test_energy_per_item_counts_every_call_of_a_blocked_case(monkeypatch: Any) -> None:
+    """A CUDA case timed in blocks of 16 calls per sample did 16 x n calls: energy is shared by all."""
+    from types import SimpleNamespace
+
+    from pytest_trt import settings, telemetry, timing
+    from pytest_trt.case import Case
+    from pytest_trt.context import Context
+    from pytest_trt.results import Stats, Timing
+
+    stats = Stats(n=100, min=1e-4, max=1e-4, mean=1e-4, median=1e-4, p90=1e-4, p95=1e-4, p99=1e-4, stddev=0.0,
+                  cv=0.0, median_ci_low=1e-4, median_ci_high=1e-4, throughput=4 * 1600 / 2.0)
+    blocked = Timing(clock="cuda-event", samples=[1e-4], stats=stats, warmup_iterations=1, warmup_s=0.1,
+                     wall_s=2.0, stop_reason="converged", calls_per_sample=16)
+
+    class FakeSampler:  # stands for NVML: 100 W over the loop
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> dict[str, Any]:
+            return {"power_mean_w": 100.0}
+
+    monkeypatch.setattr(timing, "measure", lambda *args, **kwargs: blocked)
+    monkeypatch.setattr(telemetry.Sampler, "open", classmethod(lambda cls, index, interval_s=0.01: FakeSampler()))
+    monkeypatch.setattr(telemetry, "reset_peak_memory", lambda device: None)
+    monkeypatch.setattr(telemetry, "peak_memory_bytes", lambda device: 1)
+    runner = SimpleNamespace(load_inputs=lambda x: x, run=lambda handle: handle, stream=None)
+    case = Case("m", "torch", "fp16", 4, "cuda:0")
+    _, record, _ = bench._measure(Context(settings.defaults()), runner, case, np.zeros((4, 3)))
+    assert record["joules_per_item"] == 100.0 * 2.0 / (4 * 100 * 16)
+    assert record["items_per_s_per_w"] == (4 * 100 * 16) / 2.0 / 100.0

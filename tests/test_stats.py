@@ -123,7 +123,7 @@ def _stats(median: float, cv: float) -> Stats:
     )
 
 
-def _timing(cv: float, enqueue_median: float | None = None, wall_s: float = 1.0) -> Timing:
+def _timing(cv: float, enqueue_median: float | None = None, wall_s: float = 1.0, calls: int = 1) -> Timing:
     return Timing(
         clock="cuda-event" if enqueue_median is not None else "perf_counter",
         samples=[1e-3],
@@ -133,6 +133,7 @@ def _timing(cv: float, enqueue_median: float | None = None, wall_s: float = 1.0)
         wall_s=wall_s,
         stop_reason="converged",
         enqueue=_stats(enqueue_median, 0.0) if enqueue_median is not None else None,
+        calls_per_sample=calls,
     )
 
 
@@ -154,3 +155,11 @@ def test_a_full_launch_queue_is_not_enqueue_bound() -> None:
     busy_loop = n * 1e-3 / 0.95  # the GPU computed for 95 % of the wall time
     assert case_flags(_timing(cv=0.001, enqueue_median=1e-3, wall_s=busy_loop)) == []
     assert case_flags(_timing(cv=0.001, enqueue_median=1e-3, wall_s=n * 1e-3 / 0.5)) == [ENQUEUE_BOUND]
+
+
+def test_a_blocked_case_counts_every_call_as_gpu_time() -> None:
+    """16 calls per sample: the GPU was busy for n x 16 calls, not n; a busy GPU is not enqueue-bound."""
+    n = _stats(1e-3, 0.0).n
+    wall = 16 * n * 1e-3 / 0.95
+    assert case_flags(_timing(cv=0.001, enqueue_median=1e-3, wall_s=wall, calls=16)) == []
+    assert case_flags(_timing(cv=0.001, enqueue_median=1e-3, wall_s=wall, calls=1)) == [ENQUEUE_BOUND]
