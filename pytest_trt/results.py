@@ -51,7 +51,7 @@ class Timing:
     """What the timing engine measured for one runner."""
 
     clock: str  # "cuda-event" or "perf_counter"
-    samples: list[float]  # per-iteration latency, seconds (bounded when stored)
+    samples: list[float]  # seconds per call: one call, or a block's mean (calls_per_sample); bounded when stored
     stats: Stats
     warmup_iterations: int
     warmup_s: float
