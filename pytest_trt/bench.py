@@ -68,6 +68,9 @@ def run_case(
             timing = dataclasses.replace(timing, transfers=transfers)
             if error:
                 result.build["transfers_error"] = error
+    if ctx.settings.ort_profile and callable(getattr(runner, "profile", None)):
+        with phase("ort_profile"):
+            result.build["ort_profile"] = _ort_profile(runner, timed_inputs)
     result.timing = timing
     with phase("flops"):
         result.build.update(_compute_rate(ctx, spec, case, timing.stats.median))
@@ -85,6 +88,15 @@ def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         phases[name] = time.perf_counter() - start
+
+
+def _ort_profile(runner: Runner, inputs: np.ndarray) -> dict[str, Any]:
+    """A diagnostic like the FLOP count: a failure is recorded, the case stands."""
+    try:
+        summary: dict[str, Any] = runner.profile(inputs)  # type: ignore[attr-defined]
+        return summary
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def transfer_split(

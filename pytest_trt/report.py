@@ -97,7 +97,21 @@ def table(results: list[CaseResult]) -> list[str]:
     for r in results:
         if r.status != OK and r.message:
             lines.append(f"{r.case.id}: {r.status.upper()}: {r.message}")
+    lines += _profile_lines(results)
     return lines
+
+
+def _profile_lines(results: list[CaseResult]) -> list[str]:
+    """One line per ONNX Runtime case profiled with --trt-ort-profile on."""
+    from pytest_trt import ort_profile
+
+    found = []
+    for r in results:
+        summary = r.build.get("ort_profile")
+        if isinstance(summary, dict):
+            text = summary["error"] if "error" in summary else ort_profile.describe(summary)
+            found.append(f"{r.case.id}: ONNX Runtime profile: {text}")
+    return found
 
 
 def gate_lines(verdicts: list[dict[str, Any]]) -> list[str]:

@@ -46,6 +46,7 @@ class Settings:
     confirm: int = 1  # re-measurements a timing REGRESSION must survive (0: none)
     l2: str = "warm"  # "cold": flush the GPU's L2 before each timed iteration
     calls_per_sample: int = 0  # CUDA: calls between two timing events; 0 = auto
+    ort_profile: bool = False  # after timing, profile ONNX Runtime node placement in a separate session
 
 
 # name, help, default (as an ini string; None = unset)
@@ -75,6 +76,9 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("calls-per-sample", "CUDA: calls between two timing events, a whole number >= 1 or auto (default "
      "auto: one per call above ~0.8 ms; shorter calls in blocks of up to 64, so an event's ~2 us of GPU "
      "time stays under 0.25 percent of a sample)", "auto"),
+    ("ort-profile", "off (default) or on: after timing an ONNX Runtime case, profile a separate session for a "
+     "few runs and record which provider ran each node and the operators with the most host time "
+     "(build.ort_profile)", "off"),
     ("cache-dir", "ONNX exports, engines, timing and calibration caches (default .trt-cache)", ".trt-cache"),
     ("report-html", "write an HTML report here", None),
     ("report-md", "write a markdown report here (also to $GITHUB_STEP_SUMMARY when set)", None),
@@ -245,6 +249,7 @@ def resolve(config: pytest.Config) -> Settings:
         confirm=_count("confirm", _raw(config, "confirm") or "1"),
         l2=parse_list("l2", _raw(config, "l2") or "warm", L2_STATES)[0],
         calls_per_sample=parse_calls_per_sample(_raw(config, "calls-per-sample") or "auto"),
+        ort_profile=parse_list("ort-profile", _raw(config, "ort-profile") or "off", ("off", "on"))[0] == "on",
     )
 
 

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +61,7 @@ def test_unsupported_combination_is_a_skip_with_its_reason(user_project):
         (["--trt-confirm", "-1"], "--trt-confirm: invalid value '-1'; expected a whole number >= 0"),
         (["--trt-confirm", "twice"], "--trt-confirm: invalid value 'twice'; expected a whole number >= 0"),
         (["--trt-l2", "lukewarm"], "--trt-l2: invalid value 'lukewarm'; expected *warm, cold"),
+        (["--trt-ort-profile", "maybe"], "--trt-ort-profile: invalid value 'maybe'; expected *off, on"),
         (["--trt-calls-per-sample", "0"], "--trt-calls-per-sample: invalid value '0'; expected auto or a whole*"),
         (["--trt-calls-per-sample", "some"], "--trt-calls-per-sample: invalid value 'some'; expected auto*"),
     ],
@@ -225,6 +227,20 @@ def test_latency(trt_bench, trt_runner, trt_case):
         trt_runner.run = run
     trt_bench(trt_runner)
 """
+
+
+def test_ort_profile_records_where_onnx_runtime_ran_each_node(user_project, tmp_path):
+    out = tmp_path / "results.json"
+    result = user_project.runpytest(*FAST, "--trt-backend", "torch,onnxruntime", "--trt-batch-size", "2",
+                                    "--trt-ort-profile", "on", "--trt-results", str(out))
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*onnxruntime-fp32-bs2: ONNX Runtime profile: nodes * on CPU; most host time: *"])
+    cases = {c["case"]["backend"]: c for c in json.loads(out.read_text())["cases"]}
+    profile = cases["onnxruntime"]["build"]["ort_profile"]
+    assert profile["nodes_by_provider"]["CPUExecutionProvider"] >= 3  # conv, relu, mean, gemm of the tiny net
+    assert profile["runs_profiled"] == 2 and profile["top_ops"] and Path(profile["trace"]).is_file()
+    assert "ort_profile" in cases["onnxruntime"]["build"]["phase_s"]
+    assert "ort_profile" not in cases["torch"]["build"]
 
 
 def test_help_lists_every_option_with_its_help(user_project):

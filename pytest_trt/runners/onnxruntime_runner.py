@@ -52,15 +52,21 @@ class OnnxRuntimeRunner:
             return [p for p in trt if p[0] == "TensorrtExecutionProvider"] + [cuda, "CPUExecutionProvider"]
         return [cuda, "CPUExecutionProvider"]
 
-    def prepare(self) -> None:
+    def _options(self) -> Any:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
         from pytest_trt.precision import ort_optimization_level
 
+        options = ort.SessionOptions()
         level = ort_optimization_level(self.case.precision)  # float8 QDQ miscomputes above BASIC
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         options.log_severity_level = 3
+        return options
+
+    def prepare(self) -> None:
+        import onnxruntime as ort
+
+        options = self._options()
         start = time.perf_counter()
         try:
             self._session = ort.InferenceSession(str(self.onnx_path), options, providers=self._providers())
@@ -128,6 +134,29 @@ class OnnxRuntimeRunner:
             self.stream.synchronize()
             return np.asarray(outputs.float().cpu().numpy(), dtype=np.float32)
         return np.asarray(outputs[0], dtype=np.float32)
+
+    def profile(self, host: np.ndarray, runs: int = 3) -> dict[str, Any]:
+        """Node placement and host time per operator from a separate, profiled session (ort_profile).
+
+        The timed session is never profiled; this one sees the same model, options and providers.
+        """
+        import onnxruntime as ort
+
+        from pytest_trt import ort_profile
+
+        options = self._options()
+        options.enable_profiling = True
+        folder = self.cache_dir / "ort-profiles"
+        folder.mkdir(parents=True, exist_ok=True)
+        options.profile_file_prefix = str(folder / self.case.id)
+        session = ort.InferenceSession(str(self.onnx_path), options, providers=self._providers())
+        feed = {self._input.name: np.ascontiguousarray(host, dtype=_ORT_TO_NUMPY.get(self._input.type, np.float32))}
+        for _ in range(runs):
+            session.run(None, feed)
+        trace = session.end_profiling()
+        summary = ort_profile.summarize(ort_profile.read_trace(trace))
+        summary["trace"] = str(trace)
+        return summary
 
     def close(self) -> None:
         """Release in dependency order: pending GPU work, the binding, its buffers, the session."""

@@ -1,0 +1,69 @@
+"""Which execution provider ran each ONNX Runtime node, and where a run's host time went.
+
+``--trt-ort-profile on`` profiles a separate session (the timed one is never profiled) for a few runs
+and keeps a summary with the case. The first question it answers is placement: a node the CUDA EP
+cannot run falls back to the CPU, with copies both ways, and a slow case often has one such node.
+Node times are host-side: CUDA kernels run asynchronously, so on the CUDA EP a node's time is its
+launch, not its kernel, except where a node waits for the GPU (copies to the host, CPU nodes).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+KERNEL_SUFFIX = "_kernel_time"
+TOP_OPS = 8
+
+
+def summarize(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Placement and the slowest operators from ORT's Chrome-trace profile, the first run left out
+    (it carries one-off costs such as cuDNN's algorithm search)."""
+    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
+                  key=lambda e: float(e.get("ts", 0)))
+    kept_runs = runs[1:] or runs
+    since = float(kept_runs[0]["ts"]) if kept_runs else float("-inf")
+    nodes = [e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith(KERNEL_SUFFIX)
+             and float(e.get("ts", 0)) >= since]
+    placement: dict[str, set[str]] = defaultdict(set)
+    spent: dict[tuple[str, str], float] = defaultdict(float)
+    for event in nodes:
+        args = event.get("args") or {}
+        provider, op = str(args.get("provider", "?")), str(args.get("op_name", "?"))
+        placement[provider].add(str(event["name"])[: -len(KERNEL_SUFFIX)])
+        spent[(op, provider)] += float(event.get("dur", 0)) / 1000.0  # µs → ms
+    per_run = max(1, len(kept_runs))
+    total = sum(spent.values()) or 1.0
+    top = sorted(spent.items(), key=lambda item: -item[1])[:TOP_OPS]
+    return {
+        "runs_profiled": len(kept_runs),
+        "run_ms_median": statistics.median(float(e.get("dur", 0)) / 1000.0 for e in kept_runs) if kept_runs else None,
+        "nodes_by_provider": {provider: len(names) for provider, names in sorted(placement.items())},
+        "cpu_ops": sorted({str((e.get("args") or {}).get("op_name")) for e in nodes
+                           if (e.get("args") or {}).get("provider") == "CPUExecutionProvider"}),
+        "top_ops": [{"op": op, "provider": provider, "ms_per_run": ms / per_run, "share": ms / total}
+                    for (op, provider), ms in top],
+    }
+
+
+def read_trace(path: str | Path) -> list[dict[str, Any]]:
+    events = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(events, list):
+        raise ValueError(f"{path}: not an ONNX Runtime profile (expected a JSON list of trace events)")
+    return events
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """One line for a report: placement, CPU fallbacks and the top operator."""
+    placed = ", ".join(f"{count} on {provider.removesuffix('ExecutionProvider')}"
+                       for provider, count in summary.get("nodes_by_provider", {}).items())
+    if not placed:
+        return "no node events in the profile"
+    top = summary.get("top_ops") or []
+    lead = f"; most host time: {top[0]['op']} ({top[0]['share']:.0%})" if top else ""
+    cpu = summary.get("cpu_ops") or []
+    fallback = f"; CPU ops: {', '.join(cpu)}" if cpu and len(summary.get("nodes_by_provider", {})) > 1 else ""
+    return f"nodes {placed}{fallback}{lead}"
