@@ -4,7 +4,8 @@
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
-# Next session: zoo6a, zoo6b (torch.compile fp16 still missing), zoo6c (batch-256 segmenter cells).
+# Next session: zoo6a, zoo6b (torch.compile fp16 still missing), zoo6c (batch-256 segmenter cells), ort6
+#   (ONNX Runtime's node placement on the segmenters, --trt-ort-profile on).
 # Session 4 steps: zoo5a (ONNX Runtime on the segmenters, UNet and DeepLabV3 beyond fp32 at batch 1 and 32),
 #   zoo5b (torch.compile on DenseNet-201, DeepLabV3 and the UNet; the batch-256 cells still missing),
 #   timer4 (event-path tests, timer fidelity in short interleaved rounds).
@@ -183,6 +184,14 @@ zoo6c) # next session: the batch-256 segmenter cells; an interrupted case now re
         and bs256) or (unet and torch-bf16-bs32 and not (channels-last or cuda-graph))" \
     --trt-results "$out/zoo6c.json" --trt-report-md "$out/zoo6c.md"
   pack zoo6c
+  ;;
+ort6) # next session: where ONNX Runtime's time goes on the segmenters (node placement, CPU fallbacks)
+  device_txt
+  run ort6 300 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet --trt-backend onnxruntime \
+    --trt-precision fp32,fp16 --trt-batch-size 1 -n 1 --trt-ort-profile on --trt-min-iterations 3 "${FAST[@]}" \
+    --trt-results "$out/ort6.json" --trt-report-md "$out/ort6.md"
+  grep "ONNX Runtime profile" "$out/ort6.log"
+  pack ort6
   ;;
 zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)
   # -n 1: a native abort in ONNX Runtime (seen at DenseNet-201 fp16 bs256) becomes one CRASHED case
