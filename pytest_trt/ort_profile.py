@@ -30,11 +30,14 @@ def summarize(events: list[dict[str, Any]]) -> dict[str, Any]:
              and float(e.get("ts", 0)) >= since]
     placement: dict[str, set[str]] = defaultdict(set)
     spent: dict[tuple[str, str], float] = defaultdict(float)
+    cpu_ops: set[str] = set()
     for event in nodes:
         args = event.get("args") or {}
         provider, op = str(args.get("provider", "?")), str(args.get("op_name", "?"))
         placement[provider].add(str(event["name"])[: -len(KERNEL_SUFFIX)])
         spent[(op, provider)] += float(event.get("dur", 0)) / 1000.0  # µs → ms
+        if provider == "CPUExecutionProvider":
+            cpu_ops.add(op)
     per_run = max(1, len(kept_runs))
     total = sum(spent.values()) or 1.0
     top = sorted(spent.items(), key=lambda item: -item[1])[:TOP_OPS]
@@ -42,8 +45,7 @@ def summarize(events: list[dict[str, Any]]) -> dict[str, Any]:
         "runs_profiled": len(kept_runs),
         "run_ms_median": statistics.median(float(e.get("dur", 0)) / 1000.0 for e in kept_runs) if kept_runs else None,
         "nodes_by_provider": {provider: len(names) for provider, names in sorted(placement.items())},
-        "cpu_ops": sorted({str((e.get("args") or {}).get("op_name")) for e in nodes
-                           if (e.get("args") or {}).get("provider") == "CPUExecutionProvider"}),
+        "cpu_ops": sorted(cpu_ops),
         "top_ops": [{"op": op, "provider": provider, "ms_per_run": ms / per_run, "share": ms / total}
                     for (op, provider), ms in top],
     }

@@ -75,7 +75,7 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
      "as a serving loop; cold: flushed first, as triton's do_bench)", "warm"),
     ("calls-per-sample", "CUDA: calls between two timing events, a whole number >= 1 or auto (default "
      "auto: one per call above ~0.8 ms; shorter calls in blocks of up to 64, so an event's ~2 us of GPU "
-     "time stays under 0.25 percent of a sample)", "auto"),
+     "time stays under 0.25 percent of a sample; with --trt-l2 cold always 1)", "auto"),
     ("ort-profile", "off (default) or on: after timing an ONNX Runtime case, profile a separate session for a "
      "few runs and record which provider ran each node and the operators with the most host time "
      "(build.ort_profile)", "off"),

@@ -329,10 +329,15 @@ Recorder = Callable[[], object]  # records one event on the timed stream
 
 
 def calls_per_sample(per_call_s: float, budget: Budget) -> int:
-    """Calls between two events: the budget's, else enough that the event's GPU cost stays small."""
+    """Calls between two events: the budget's, else enough that the event's GPU cost stays small.
+
+    Cold L2 always times one call per event pair (the flush must precede each call), as do_bench does.
+    """
+    if budget.flush_l2:
+        return 1
     if budget.calls_per_sample:
         return budget.calls_per_sample
-    if budget.flush_l2 or per_call_s <= 0:  # cold: a pair around each call, as do_bench does
+    if per_call_s <= 0:  # no warm-up estimate
         return 1
     wanted = math.ceil(EVENT_GPU_COST_S / (MAX_EVENT_BIAS * per_call_s))
     return max(1, min(MAX_CALLS_PER_SAMPLE, wanted))
@@ -347,7 +352,7 @@ def _enqueue_shared(fn: Callable[[], object], records: list[Recorder], enqueue: 
     clock = time.perf_counter_ns
     append = enqueue.append
     records[0]()
-    if calls == 1:
+    if calls == 1:  # its own loop: an inner loop of one call would add to the measured per-call host cost
         for record in records[1:]:
             t0 = clock()
             fn()

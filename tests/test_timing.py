@@ -486,3 +486,8 @@ def test_a_custom_recorder_records_every_event_through_its_marks() -> None:
     t = measure_events(lambda: stream.launch(3_000), batch_size=1, budget=budget, stream=stream, api=api)
     assert t.samples == pytest.approx([3e-6] * 200)
     assert len(recorded) >= 201  # one per call, plus one opening each chunk
+
+
+def test_cold_l2_keeps_one_call_per_event_pair_even_when_a_block_is_asked_for() -> None:
+    """The flush must precede every call, so a block of calls cannot share one pair of events."""
+    assert calls_per_sample(1e-3, Budget(flush_l2=True, calls_per_sample=8)) == 1
