@@ -4,8 +4,8 @@
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
-# Next session: zoo6a, zoo6b (torch.compile fp16 still missing), zoo6c (batch-256 segmenter cells), ort6
-#   (ONNX Runtime's node placement on the segmenters, --trt-ort-profile on).
+# Session 5 steps: ort6 (ONNX Runtime's node placement on the segmenters, timer fidelity with telemetry on),
+#   zoo6a/zoo6b (torch.compile fp16), zoo6c (torch batch-256 segmenter cells), zoo6d (ONNX Runtime batch 256).
 # Session 4 steps: zoo5a (ONNX Runtime on the segmenters, UNet and DeepLabV3 beyond fp32 at batch 1 and 32),
 #   zoo5b (torch.compile on DenseNet-201, DeepLabV3 and the UNet; the batch-256 cells still missing),
 #   timer4 (event-path tests, timer fidelity in short interleaved rounds).
@@ -165,32 +165,67 @@ timer4c) # session 4: the loop with auto blocks of calls per event: spin (with h
   run fidelity 170 $py benchmarks/timer_fidelity.py --device cuda --skip-overhead \
     --out "$out/timer_fidelity_cuda_blocks.json"
   ;;
-zoo6a|zoo6b) # next session: torch.compile fp16 where the grid lacks it; -k drops the fp32 compile base
-  # cases, which cost zoo5b its whole slot (DenseNet-201 fp32 compiled in 71-93 s)
-  models=$([ "$step" = zoo6a ] && echo densenet201,vgg16 || echo unet,deeplabv3_resnet50)
+zoo6a|zoo6b) # session 5: torch.compile fp16 where the grid lacks it, one model per invocation so a slow
+  # compile cannot eat the others' time; -k drops the fp32 compile base cases (DenseNet-201 fp32 took
+  # zoo5b's whole slot). Each case now compiles its own static shape (dynamo reset per case); zoo6b
+  # ends by re-measuring the ResNet-50 / MobileNetV3 batch-32/256 cells, which before that fix reused a
+  # dynamic-batch compile of an earlier case.
   device_txt
-  run "$step" 560 $py -m pytest benchmarks --trt-device cuda --trt-model "$models" --trt-backend torch-compile \
-    --trt-precision fp16 --trt-batch-size 1,32,256 -n 1 --trt-min-iterations 3 "${FAST[@]}" \
-    -k "fp16 and not (vgg16 and bs32)" --trt-results "$out/$step.json" --trt-report-md "$out/$step.md"
+  cmp() { # name models batches seconds [-k extra]
+    run "$1" "$4" $py -m pytest benchmarks --trt-device cuda --trt-model "$2" --trt-backend torch-compile \
+      --trt-precision fp16 --trt-batch-size "$3" -n 1 --trt-min-iterations 3 "${FAST[@]}" -k "fp16 ${5:-}" \
+      --trt-results "$out/$1.json" --trt-report-md "$out/$1.md"
+  }
+  if [ "$step" = zoo6a ]; then
+    cmp zoo6a_densenet densenet201 1,32,256 330
+    cmp zoo6a_vgg vgg16 1,256 200
+  else
+    cmp zoo6b_unet unet 1,32,256 190
+    cmp zoo6b_deeplab deeplabv3_resnet50 1,32,256 230
+    cmp zoo6b_static resnet50,mobilenet_v3_large 32,256 130
+  fi
   pack "$step"
   ;;
-zoo6c) # next session: the batch-256 segmenter cells; an interrupted case now records its phase
+zoo6c) # session 5: torch batch-256 segmenter cells (and UNet bf16 at 32), most wanted first, each group
+  # with its own limit; an interrupted case records its phase
   device_txt
-  run zoo6c 560 $py -m pytest benchmarks --trt-device cuda --trt-model unet,deeplabv3_resnet50,densenet201 \
-    --trt-backend torch,onnxruntime --trt-precision fp32,tf32,fp16,bf16 --trt-variant eager,channels-last,cuda-graph \
-    --trt-batch-size 32,256 -n 1 --trt-min-iterations 3 "${FAST[@]}" \
-    -k "(bs256 and (unet or deeplab) and (not (channels-last or cuda-graph) or torch-fp16) and not (onnxruntime and tf32) \
-        and not (onnxruntime and bf16) and not (deeplab and torch and fp32)) or (densenet201 and onnxruntime and fp16 \
-        and bs256) or (unet and torch-bf16-bs32 and not (channels-last or cuda-graph))" \
-    --trt-results "$out/zoo6c.json" --trt-report-md "$out/zoo6c.md"
+  seg() { # name models precisions batches variants seconds -k
+    run "$1" "$6" $py -m pytest benchmarks --trt-device cuda --trt-model "$2" --trt-backend torch \
+      --trt-precision "$3" --trt-batch-size "$4" --trt-variant "$5" -n 1 --trt-min-iterations 3 "${FAST[@]}" \
+      -k "$7" --trt-results "$out/$1.json" --trt-report-md "$out/$1.md"
+  }
+  seg zoo6c_unet unet fp16,bf16 32,256 eager,channels-last,cuda-graph 200 \
+    "not fp32 and ((bs256 and (fp16 or not (channels-last or cuda-graph))) or (bf16-bs32 and not (channels-last or cuda-graph)))"
+  seg zoo6c_deeplab deeplabv3_resnet50 fp16,bf16 256 eager,channels-last,cuda-graph 210 \
+    "not fp32 and (fp16 or not (channels-last or cuda-graph))"
+  seg zoo6c_full unet,deeplabv3_resnet50 fp32,tf32 256 eager 130 "not (deeplab and fp32)"
   pack zoo6c
   ;;
-ort6) # next session: where ONNX Runtime's time goes on the segmenters (node placement, CPU fallbacks)
+zoo6d) # session 5: ONNX Runtime's batch-256 cells (needs onnxruntime-gpu staged)
   device_txt
-  run ort6 300 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet --trt-backend onnxruntime \
+  ort() { # name models precisions seconds
+    run "$1" "$4" $py -m pytest benchmarks --trt-device cuda --trt-model "$2" --trt-backend onnxruntime \
+      --trt-precision "$3" --trt-batch-size 256 -n 1 --trt-min-iterations 3 "${FAST[@]}" -k "onnxruntime-${3/,*/}" \
+      --trt-results "$out/$1.json" --trt-report-md "$out/$1.md"
+  }
+  ort zoo6d_unet unet fp32 100
+  ort zoo6d_unet16 unet fp16 100
+  ort zoo6d_deeplab deeplabv3_resnet50 fp32 135
+  ort zoo6d_deeplab16 deeplabv3_resnet50 fp16 120
+  ort zoo6d_densenet densenet201 fp16 90
+  pack zoo6d
+  ;;
+ort6) # session 5: where ONNX Runtime's time goes on the segmenters (node placement, CPU fallbacks), then
+  # the timer-fidelity comparison with our NVML sampler on and the telemetry overhead, on the new loop
+  device_txt
+  run ort6 170 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet --trt-backend onnxruntime \
     --trt-precision fp32,fp16 --trt-batch-size 1 -n 1 --trt-ort-profile on --trt-min-iterations 3 "${FAST[@]}" \
     --trt-results "$out/ort6.json" --trt-report-md "$out/ort6.md"
-  grep "ONNX Runtime profile" "$out/ort6.log"
+  grep -A3 "ONNX Runtime profile" "$out/ort6.log" | head -40
+  run fidelity_telemetry 150 $py benchmarks/timer_fidelity.py --device cuda --workload spin --telemetry \
+    --repeats 11 --skip-overhead --out "$out/timer_fidelity_cuda_spin_telemetry.json"
+  run telemetry 100 $py benchmarks/telemetry_overhead.py --device cuda:0 --out "$out/telemetry_overhead.json"
+  tail -n 25 "$out/fidelity_telemetry.log" "$out/telemetry.log"
   pack ort6
   ;;
 zoo4) # the cells still missing, most wanted first; big cases need only 3 iterations (a batch takes seconds)

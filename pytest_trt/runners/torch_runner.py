@@ -67,10 +67,19 @@ class TorchRunner:
         self.info.update(torch=str(torch.__version__), dtype=str(dtype), channels_last=self._channels_last)
 
     def _compile(self) -> None:
-        """Compile and trigger compilation once, outside any timed loop."""
+        """Compile and trigger compilation once, outside any timed loop.
+
+        Dynamo keeps compiled code per Python function, shared by every case of a model class in the
+        process: without a reset, the second batch size of a model would recompile with a dynamic
+        batch dimension (automatic dynamic shapes), later ones would reuse that generic code, and
+        past the recompile limit dynamo falls back to eager. A deployment compiles one fixed shape,
+        so each case starts from an empty cache and compiles static shapes.
+        """
         import torch
 
-        self._model = torch.compile(self._model)
+        torch._dynamo.reset()
+        self._model = torch.compile(self._model, dynamic=False)
+        self.info.update(compile_mode="default", compile_dynamic=False)
         start = time.perf_counter()
         warm = self.load_inputs(self.spec.example_inputs(self.case.batch_size))
         self._sync_run(warm)
