@@ -167,6 +167,11 @@ def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSp
             result = run_case(trt_context, runner, trt_model, trt_case, request.node.nodeid, limits)
         except Exception as exc:
             if not is_oom(exc):
+                # A backend that refuses the case at run time (ONNX Runtime's cuDNN convolutions take
+                # no tensor of 2**31 elements or more) is an ERROR cell of the table, with its phase;
+                # the traceback still reaches the terminal for a bug report.
+                message = f"{type(exc).__name__} in phase {trt_context.progress.current_phase}: {first_line(exc)}"
+                record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.ERROR, message))
                 raise
             release_memory(trt_case)
             record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.OOM, first_line(exc)))

@@ -40,6 +40,12 @@ class Progress:
         self._record.update(phase=name, since=time.time(), phases_s=dict(done))
         self._write()
 
+    @property
+    def current_phase(self) -> str | None:
+        """The phase the current case is in (None before any case)."""
+        phase = self._record.get("phase")
+        return str(phase) if phase is not None else None
+
     def _write(self) -> None:
         try:
             atomic.write_json(self.path, self._record)

@@ -250,3 +250,30 @@ def test_help_lists_every_option_with_its_help(user_project):
     assert result.ret == 0, result.stderr.str()
     result.stdout.fnmatch_lines(["*--trt-threshold=*", "*a percentage such as 5%*"])
     assert all(f"--trt-{name}=" in result.stdout.str() for name, _, _ in OPTIONS)
+
+
+def test_a_backend_error_at_run_time_is_an_error_cell_with_its_phase(user_project, tmp_path):
+    """A runner that raises while timing (say cuDNN refusing a huge tensor) is recorded, not lost."""
+    user_project.makepyfile(test_refuse='''
+def test_latency(trt_bench, trt_runner, trt_case):
+    if trt_case.batch_size == 2:
+        real, calls = trt_runner.run, []
+
+        def run(inputs):
+            calls.append(1)
+            if len(calls) > 1:  # the first call passes; the check's reference is fine; timing fails
+                raise RuntimeError("CUDNN_STATUS_NOT_SUPPORTED while running Conv node")
+            return real(inputs)
+
+        trt_runner.run = run
+    trt_bench(trt_runner)
+''')
+    out = tmp_path / "results.json"
+    result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1,2",
+                                    "--trt-results", str(out), "test_refuse.py")
+    result.assert_outcomes(passed=1, failed=1)
+    cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
+    refused = cases["torch-fp32-bs2"]
+    assert refused["status"] == "error" and refused["timing"] is None
+    assert refused["message"] == "RuntimeError in phase measure: CUDNN_STATUS_NOT_SUPPORTED while running Conv node"
+    result.stdout.fnmatch_lines(["*torch*fp32*2*ERROR*"])

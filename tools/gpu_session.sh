@@ -5,7 +5,8 @@
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
 # Session 5 steps: ort6 (ONNX Runtime's node placement on the segmenters, timer fidelity with telemetry on),
-#   zoo6a/zoo6b (torch.compile fp16), zoo6c (torch batch-256 segmenter cells), zoo6d (ONNX Runtime batch 256).
+#   zoo6a/zoo6b (torch.compile fp16), zoo6c (torch batch-256 segmenter cells), zoo6d (ONNX Runtime batch 256),
+#   zoo6e (zoo6d again with errors recorded, and what zoo6c's limits cut).
 # Session 4 steps: zoo5a (ONNX Runtime on the segmenters, UNet and DeepLabV3 beyond fp32 at batch 1 and 32),
 #   zoo5b (torch.compile on DenseNet-201, DeepLabV3 and the UNet; the batch-256 cells still missing),
 #   timer4 (event-path tests, timer fidelity in short interleaved rounds).
@@ -214,6 +215,22 @@ zoo6d) # session 5: ONNX Runtime's batch-256 cells (needs onnxruntime-gpu staged
   ort zoo6d_deeplab16 deeplabv3_resnet50 fp16 120
   ort zoo6d_densenet densenet201 fp16 90
   pack zoo6d
+  ;;
+zoo6e) # session 5: zoo6d again now that a backend's run-time error is a recorded ERROR cell (ONNX
+  # Runtime's cuDNN convolutions refused the segmenters' >= 2**31-element tensors at batch 256), then the
+  # torch batch-256 cells zoo6c's limits cut; UNet fp32 last: its cuDNN autotuning ran > 115 s
+  device_txt
+  run zoo6e_ort 110 $py -m pytest benchmarks --trt-device cuda --trt-model unet,deeplabv3_resnet50 \
+    --trt-backend onnxruntime --trt-precision fp32,fp16 --trt-batch-size 256 -n 1 --trt-min-iterations 3 \
+    "${FAST[@]}" --trt-results "$out/zoo6e_ort.json" --trt-report-md "$out/zoo6e_ort.md"
+  big=(--trt-device cuda --trt-backend torch --trt-batch-size 256 -n 1 --trt-min-iterations 3 "${FAST[@]}")
+  run zoo6e_bf16 80 $py -m pytest benchmarks --trt-model unet --trt-precision bf16 "${big[@]}" -k bf16 \
+    --trt-results "$out/zoo6e_bf16.json" --trt-report-md "$out/zoo6e_bf16.md"
+  run zoo6e_tf32 170 $py -m pytest benchmarks --trt-model deeplabv3_resnet50,unet --trt-precision tf32 "${big[@]}" \
+    -k tf32 --trt-results "$out/zoo6e_tf32.json" --trt-report-md "$out/zoo6e_tf32.md"
+  run zoo6e_fp32 185 $py -m pytest benchmarks --trt-model unet --trt-precision fp32 "${big[@]}" \
+    --trt-results "$out/zoo6e_fp32.json" --trt-report-md "$out/zoo6e_fp32.md"
+  pack zoo6e
   ;;
 ort6) # session 5: where ONNX Runtime's time goes on the segmenters (node placement, CPU fallbacks), then
   # the timer-fidelity comparison with our NVML sampler on and the telemetry overhead, on the new loop
