@@ -41,7 +41,9 @@ def test_the_first_run_is_left_out_and_time_is_per_run() -> None:
     assert top["ms_per_run"] == 0.6  # the first run's 9 ms (one-off) does not count
     assert abs(top["share"] - 0.6 / 0.7) < 1e-9
     line = ort_profile.describe(summary)
-    assert line == "nodes 2 on CPU, 2 on CUDA; CPU ops: Resize, Shape; most host time: Resize (86%)"
+    assert abs(summary["node_ms_per_run"] - 0.7) < 1e-9  # 2 x 0.05 ms of Conv launches + 0.6 ms of Resize
+    assert line == ("nodes 2 on CPU, 2 on CUDA; CPU ops: Resize, Shape; most host time: Resize (86%); "
+                    "nodes' host time 0.7 of 0.8 ms per run")
 
 
 def test_a_trace_of_one_run_keeps_it_and_an_empty_trace_summarizes_to_nothing() -> None:

@@ -36,7 +36,7 @@ def test_later_files_win_missing_cells_say_so_and_journals_are_read(zt: types.Mo
     text = out.read_text()
     assert "| torch fp32 | 1 | OK | 3.000 | 333 | 300 | 1.11 | 12.5 | 24.0 |  | s2 |" in text
     assert "| torch fp32 | 32 | OK | 2.000 |" in text and "| torch fp32 | 256 | not measured |" in text
-    assert "2 of the grid's 162 cells measured" in text
+    assert "2 of the grid's 162 cells have a result" in text
     assert "| unet | ok / ok / - |" in text
     assert "vgg16 torch fp32 eager batch 4096: OOM (s2) CUDA out of memory" in text
 
@@ -45,3 +45,23 @@ def test_a_missing_file_is_a_usage_error_naming_it(zt: types.ModuleType, tmp_pat
     with pytest.raises(SystemExit) as exit_info:
         zt.main([f"s1={tmp_path / 'nope.json'}"])
     assert exit_info.value.code == 2
+
+
+def test_unfinished_cases_never_hide_a_result_and_are_counted_apart(zt: types.ModuleType, tmp_path: Path) -> None:
+    first = tmp_path / "a.json"
+    first.write_text(json.dumps({"cases": [_case("unet", 1)]}))
+    second = tmp_path / "b.json"
+    stopped = "interrupted inside the case; it was in phase first_run for 175.7 s"
+    second.write_text(json.dumps({"cases": [
+        _case("unet", 1, "interrupted", message="in phase measure"),
+        _case("unet", 256, "interrupted", message=stopped),
+        _case("unet", 32, "error", message="Fail in phase first_run: CUDNN_STATUS_NOT_SUPPORTED"),
+    ]}))
+    out = tmp_path / "zoo.md"
+    assert zt.main([f"s1={first}", f"s2={second}", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| torch fp32 | 1 | OK | 2.000 |" in text and "| unet | ok / error / interrupted |" in text
+    assert "2 of the grid's 162 cells have a result (a measurement, or a state the case reached: OOM, ERROR) " \
+           "(6 models x 9 configurations x batch 1, 32, 256); 1 started but not finished." in text
+    assert f"- torch fp32, batch 256: {stopped}" in text
+    assert "- torch fp32, batch 32: Fail in phase first_run: CUDNN_STATUS_NOT_SUPPORTED" in text

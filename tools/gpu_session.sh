@@ -7,6 +7,7 @@
 # Session 5 steps: ort6 (ONNX Runtime's node placement on the segmenters, timer fidelity with telemetry on),
 #   zoo6a/zoo6b (torch.compile fp16), zoo6c (torch batch-256 segmenter cells), zoo6d (ONNX Runtime batch 256),
 #   zoo6e (zoo6d again with errors recorded, and what zoo6c's limits cut).
+# Next session: zoo7a, zoo7b (the three cells still unfinished).
 # Session 4 steps: zoo5a (ONNX Runtime on the segmenters, UNet and DeepLabV3 beyond fp32 at batch 1 and 32),
 #   zoo5b (torch.compile on DenseNet-201, DeepLabV3 and the UNet; the batch-256 cells still missing),
 #   timer4 (event-path tests, timer fidelity in short interleaved rounds).
@@ -231,6 +232,22 @@ zoo6e) # session 5: zoo6d again now that a backend's run-time error is a recorde
   run zoo6e_fp32 185 $py -m pytest benchmarks --trt-model unet --trt-precision fp32 "${big[@]}" \
     --trt-results "$out/zoo6e_fp32.json" --trt-report-md "$out/zoo6e_fp32.md"
   pack zoo6e
+  ;;
+zoo7a|zoo7b) # next session: the three cells session 5's limits cut, each recorded INTERRUPTED with its phase:
+  # UNet fp32 at batch 256 (cuDNN autotuning > 176 s in first_run), UNet tf32 (> 38 s when cut) and
+  # DenseNet-201 torch.compile fp16 at batch 256 (compiling > 110 s)
+  device_txt
+  big=(--trt-device cuda --trt-batch-size 256 -n 1 --trt-min-iterations 3 "${FAST[@]}")
+  if [ "$step" = zoo7a ]; then
+    run zoo7a 570 $py -m pytest benchmarks --trt-model unet --trt-backend torch --trt-precision fp32 "${big[@]}" \
+      --trt-results "$out/zoo7a.json" --trt-report-md "$out/zoo7a.md"
+  else
+    run zoo7b_compile 330 $py -m pytest benchmarks --trt-model densenet201 --trt-backend torch-compile \
+      --trt-precision fp16 "${big[@]}" -k fp16 --trt-results "$out/zoo7b_compile.json" --trt-report-md "$out/zoo7b_compile.md"
+    run zoo7b_tf32 230 $py -m pytest benchmarks --trt-model unet --trt-backend torch --trt-precision tf32 "${big[@]}" \
+      -k tf32 --trt-results "$out/zoo7b_tf32.json" --trt-report-md "$out/zoo7b_tf32.md"
+  fi
+  pack "$step"
   ;;
 ort6) # session 5: where ONNX Runtime's time goes on the segmenters (node placement, CPU fallbacks), then
   # the timer-fidelity comparison with our NVML sampler on and the telemetry overhead, on the new loop

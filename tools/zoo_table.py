@@ -5,8 +5,10 @@ so the zoo was measured in pieces).
         "session 1=benchmarks/results/h100_zoo1.json" "session 4=zoo5_ort.json" ...
 
 Each argument is LABEL=PATH (results JSON, or the .partial.jsonl journal of a cut run). Where a cell
-was measured in more than one file the later argument wins, and the source column says which.
-Cells of the issue's grid that no file holds are listed as not measured, never filled in.
+was measured in more than one file the later argument wins, and the source column says which; a case
+that did not finish (interrupted, crashed) never replaces one that did. Cells of the issue's grid that
+no file holds are listed as not measured, never filled in; unfinished ones are counted apart, and
+every cell that is not OK gets its message under its model's table.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ CONFIGS = (
     ("ONNX Runtime CUDA fp16", "onnxruntime", "fp16", "eager"),
 )
 Key = tuple[str, str, str, str, int]  # model, backend, precision, variant, batch
+UNFINISHED = ("interrupted", "crashed")  # the run stopped inside the case: no result, only how far it got
 
 
 @dataclass
@@ -60,8 +63,15 @@ def collect(sources: list[tuple[str, Path]]) -> dict[Key, Cell]:
         for case in load(path):
             if case.get("status") in ("skipped", None):
                 continue
-            cells[key_of(case)] = Cell(case, label)
+            key = key_of(case)
+            if case["status"] in UNFINISHED and key in cells and cells[key].case["status"] not in UNFINISHED:
+                continue
+            cells[key] = Cell(case, label)
     return cells
+
+
+def finished(cell: Cell | None) -> bool:
+    return cell is not None and cell.case.get("status") not in UNFINISHED
 
 
 def _num(value: Any, spec: str) -> str:
@@ -87,10 +97,13 @@ def row(label: str, batch: int, cell: Cell | None) -> str:
 
 
 def markdown(cells: dict[Key, Cell], title: str, intro: str = "") -> str:
-    measured = sum(1 for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES if (m, b, p, v, n) in cells)
+    grid_cells = [cells.get((m, b, p, v, n)) for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES]
+    measured = sum(1 for c in grid_cells if finished(c))
+    unfinished = sum(1 for c in grid_cells if c is not None and not finished(c))
     total = len(MODELS) * len(CONFIGS) * len(BATCHES)
-    lines = [f"# {title}", "", *([intro, ""] if intro else []), f"{measured} of the grid's {total} cells measured "
-             f"({len(MODELS)} models x {len(CONFIGS)} configurations x batch {', '.join(map(str, BATCHES))}).", ""]
+    lines = [f"# {title}", "", *([intro, ""] if intro else []), f"{measured} of the grid's {total} cells have a result "
+             f"(a measurement, or a state the case reached: OOM, ERROR) ({len(MODELS)} models x {len(CONFIGS)} configurations x batch {', '.join(map(str, BATCHES))})"
+             f"{f'; {unfinished} started but not finished' if unfinished else ''}.", ""]
     lines += coverage(cells)
     grid = {(m, b, p, v, n) for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES}
     outside = sorted(k for k in cells if k not in grid)
@@ -106,7 +119,20 @@ def markdown(cells: dict[Key, Cell], title: str, intro: str = "") -> str:
         for label, backend, precision, variant in CONFIGS:
             for batch in BATCHES:
                 lines.append(row(label, batch, cells.get((model, backend, precision, variant, batch))))
+        lines += notes(model, cells)
     return "\n".join(lines) + "\n"
+
+
+def notes(model: str, cells: dict[Key, Cell]) -> list[str]:
+    """The message of every grid cell of ``model`` that is not OK (why it failed, erred or stopped)."""
+    found = []
+    for label, backend, precision, variant in CONFIGS:
+        for batch in BATCHES:
+            cell = cells.get((model, backend, precision, variant, batch))
+            if cell is not None and cell.case.get("status") != "ok" and cell.case.get("message"):
+                text = " ".join(str(cell.case["message"]).split())
+                found.append(f"- {label}, batch {batch}: {text[:400]}")
+    return ["", *found] if found else []
 
 
 def coverage(cells: dict[Key, Cell]) -> list[str]:
