@@ -101,9 +101,11 @@ def markdown(cells: dict[Key, Cell], title: str, intro: str = "") -> str:
     measured = sum(1 for c in grid_cells if finished(c))
     unfinished = sum(1 for c in grid_cells if c is not None and not finished(c))
     total = len(MODELS) * len(CONFIGS) * len(BATCHES)
-    lines = [f"# {title}", "", *([intro, ""] if intro else []), f"{measured} of the grid's {total} cells have a result "
-             f"(a measurement, or a state the case reached: OOM, ERROR) ({len(MODELS)} models x {len(CONFIGS)} configurations x batch {', '.join(map(str, BATCHES))})"
-             f"{f'; {unfinished} started but not finished' if unfinished else ''}.", ""]
+    shape = f"{len(MODELS)} models x {len(CONFIGS)} configurations x batch {', '.join(map(str, BATCHES))}"
+    stopped = f"; {unfinished} started but not finished" if unfinished else ""
+    summary = (f"{measured} of the grid's {total} cells have a result (a measurement, or a state the case "
+               f"reached: OOM, ERROR) ({shape}){stopped}.")
+    lines = [f"# {title}", "", *([intro, ""] if intro else []), summary, ""]
     lines += coverage(cells)
     grid = {(m, b, p, v, n) for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES}
     outside = sorted(k for k in cells if k not in grid)
