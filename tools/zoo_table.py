@@ -133,7 +133,7 @@ def notes(model: str, cells: dict[Key, Cell]) -> list[str]:
             cell = cells.get((model, backend, precision, variant, batch))
             if cell is not None and cell.case.get("status") != "ok" and cell.case.get("message"):
                 text = " ".join(str(cell.case["message"]).split())
-                found.append(f"- {label}, batch {batch}: {text[:400]}")
+                found.append(f"- {label}, batch {batch}: {text[:600]}")
     return ["", *found] if found else []
 
 
