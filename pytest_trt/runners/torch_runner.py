@@ -73,7 +73,8 @@ class TorchRunner:
         process: without a reset, the second batch size of a model would recompile with a dynamic
         batch dimension (automatic dynamic shapes), later ones would reuse that generic code, and
         past the recompile limit dynamo falls back to eager. A deployment compiles one fixed shape,
-        so each case starts from an empty cache and compiles static shapes.
+        so each case starts from an empty cache and compiles static shapes. (A compiled runner kept
+        alive past the next one's prepare would recompile on its next call; the fixtures hold one.)
         """
         import torch
 
