@@ -41,6 +41,11 @@ zoo() { # name models timeout
     -k "(not (channels-last or cuda-graph) or fp16) and not (onnxruntime and tf32)" "${FAST[@]}" \
     --trt-results "$out/$1.json" --trt-report-md "$out/$1.md"
 }
+cases() { # name seconds pytest-args...: the zoo's benchmark run (sessions 5 on), results named after it
+  local name=$1 secs=$2; shift 2
+  run "$name" "$secs" $py -m pytest benchmarks --trt-device cuda -n 1 --trt-min-iterations 3 "${FAST[@]}" "$@" \
+    --trt-results "$out/$name.json" --trt-report-md "$out/$name.md"
+}
 case $step in
 core)
   { nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv
@@ -174,9 +179,8 @@ zoo6a|zoo6b) # session 5: torch.compile fp16 where the grid lacks it, one model 
   # dynamic-batch compile of an earlier case.
   device_txt
   cmp() { # name models batches seconds [-k extra]
-    run "$1" "$4" $py -m pytest benchmarks --trt-device cuda --trt-model "$2" --trt-backend torch-compile \
-      --trt-precision fp16 --trt-batch-size "$3" -n 1 --trt-min-iterations 3 "${FAST[@]}" -k "fp16 ${5:-}" \
-      --trt-results "$out/$1.json" --trt-report-md "$out/$1.md"
+    cases "$1" "$4" --trt-model "$2" --trt-backend torch-compile --trt-precision fp16 --trt-batch-size "$3" \
+      -k "fp16 ${5:-}"
   }
   if [ "$step" = zoo6a ]; then
     cmp zoo6a_densenet densenet201 1,32,256 330
@@ -192,9 +196,8 @@ zoo6c) # session 5: torch batch-256 segmenter cells (and UNet bf16 at 32), most 
   # with its own limit; an interrupted case records its phase
   device_txt
   seg() { # name models precisions batches variants seconds -k
-    run "$1" "$6" $py -m pytest benchmarks --trt-device cuda --trt-model "$2" --trt-backend torch \
-      --trt-precision "$3" --trt-batch-size "$4" --trt-variant "$5" -n 1 --trt-min-iterations 3 "${FAST[@]}" \
-      -k "$7" --trt-results "$out/$1.json" --trt-report-md "$out/$1.md"
+    cases "$1" "$6" --trt-model "$2" --trt-backend torch --trt-precision "$3" --trt-batch-size "$4" \
+      --trt-variant "$5" -k "$7"
   }
   seg zoo6c_unet unet fp16,bf16 32,256 eager,channels-last,cuda-graph 200 \
     "not fp32 and ((bs256 and (fp16 or not (channels-last or cuda-graph))) or (bf16-bs32 and not (channels-last or cuda-graph)))"
@@ -206,9 +209,8 @@ zoo6c) # session 5: torch batch-256 segmenter cells (and UNet bf16 at 32), most 
 zoo6d) # session 5: ONNX Runtime's batch-256 cells (needs onnxruntime-gpu staged)
   device_txt
   ort() { # name models precisions seconds
-    run "$1" "$4" $py -m pytest benchmarks --trt-device cuda --trt-model "$2" --trt-backend onnxruntime \
-      --trt-precision "$3" --trt-batch-size 256 -n 1 --trt-min-iterations 3 "${FAST[@]}" -k "onnxruntime-${3/,*/}" \
-      --trt-results "$out/$1.json" --trt-report-md "$out/$1.md"
+    cases "$1" "$4" --trt-model "$2" --trt-backend onnxruntime --trt-precision "$3" --trt-batch-size 256 \
+      -k "onnxruntime-${3/,*/}"
   }
   ort zoo6d_unet unet fp32 100
   ort zoo6d_unet16 unet fp16 100
@@ -221,40 +223,32 @@ zoo6e) # session 5: zoo6d again now that a backend's run-time error is a recorde
   # Runtime's cuDNN convolutions refused the segmenters' >= 2**31-element tensors at batch 256), then the
   # torch batch-256 cells zoo6c's limits cut; UNet fp32 last: its cuDNN autotuning ran > 115 s
   device_txt
-  run zoo6e_ort 110 $py -m pytest benchmarks --trt-device cuda --trt-model unet,deeplabv3_resnet50 \
-    --trt-backend onnxruntime --trt-precision fp32,fp16 --trt-batch-size 256 -n 1 --trt-min-iterations 3 \
-    "${FAST[@]}" --trt-results "$out/zoo6e_ort.json" --trt-report-md "$out/zoo6e_ort.md"
-  big=(--trt-device cuda --trt-backend torch --trt-batch-size 256 -n 1 --trt-min-iterations 3 "${FAST[@]}")
-  run zoo6e_bf16 80 $py -m pytest benchmarks --trt-model unet --trt-precision bf16 "${big[@]}" -k bf16 \
-    --trt-results "$out/zoo6e_bf16.json" --trt-report-md "$out/zoo6e_bf16.md"
-  run zoo6e_tf32 170 $py -m pytest benchmarks --trt-model deeplabv3_resnet50,unet --trt-precision tf32 "${big[@]}" \
-    -k tf32 --trt-results "$out/zoo6e_tf32.json" --trt-report-md "$out/zoo6e_tf32.md"
-  run zoo6e_fp32 185 $py -m pytest benchmarks --trt-model unet --trt-precision fp32 "${big[@]}" \
-    --trt-results "$out/zoo6e_fp32.json" --trt-report-md "$out/zoo6e_fp32.md"
+  cases zoo6e_ort 110 --trt-model unet,deeplabv3_resnet50 --trt-backend onnxruntime --trt-precision fp32,fp16 \
+    --trt-batch-size 256
+  big=(--trt-backend torch --trt-batch-size 256)
+  cases zoo6e_bf16 80 --trt-model unet --trt-precision bf16 "${big[@]}" -k bf16
+  cases zoo6e_tf32 170 --trt-model deeplabv3_resnet50,unet --trt-precision tf32 "${big[@]}" -k tf32
+  cases zoo6e_fp32 185 --trt-model unet --trt-precision fp32 "${big[@]}"
   pack zoo6e
   ;;
 zoo7a|zoo7b) # next session: the three cells session 5's limits cut, each recorded INTERRUPTED with its phase:
   # UNet fp32 at batch 256 (cuDNN autotuning > 176 s in first_run), UNet tf32 (> 38 s when cut) and
   # DenseNet-201 torch.compile fp16 at batch 256 (compiling > 110 s)
   device_txt
-  big=(--trt-device cuda --trt-batch-size 256 -n 1 --trt-min-iterations 3 "${FAST[@]}")
   if [ "$step" = zoo7a ]; then
-    run zoo7a 570 $py -m pytest benchmarks --trt-model unet --trt-backend torch --trt-precision fp32 "${big[@]}" \
-      --trt-results "$out/zoo7a.json" --trt-report-md "$out/zoo7a.md"
+    cases zoo7a 570 --trt-model unet --trt-backend torch --trt-precision fp32 --trt-batch-size 256
   else
-    run zoo7b_compile 330 $py -m pytest benchmarks --trt-model densenet201 --trt-backend torch-compile \
-      --trt-precision fp16 "${big[@]}" -k fp16 --trt-results "$out/zoo7b_compile.json" --trt-report-md "$out/zoo7b_compile.md"
-    run zoo7b_tf32 230 $py -m pytest benchmarks --trt-model unet --trt-backend torch --trt-precision tf32 "${big[@]}" \
-      -k tf32 --trt-results "$out/zoo7b_tf32.json" --trt-report-md "$out/zoo7b_tf32.md"
+    cases zoo7b_compile 330 --trt-model densenet201 --trt-backend torch-compile --trt-precision fp16 \
+      --trt-batch-size 256 -k fp16
+    cases zoo7b_tf32 230 --trt-model unet --trt-backend torch --trt-precision tf32 --trt-batch-size 256 -k tf32
   fi
   pack "$step"
   ;;
 ort6) # session 5: where ONNX Runtime's time goes on the segmenters (node placement, CPU fallbacks), then
   # the timer-fidelity comparison with our NVML sampler on and the telemetry overhead, on the new loop
   device_txt
-  run ort6 170 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50,unet --trt-backend onnxruntime \
-    --trt-precision fp32,fp16 --trt-batch-size 1 -n 1 --trt-ort-profile on --trt-min-iterations 3 "${FAST[@]}" \
-    --trt-results "$out/ort6.json" --trt-report-md "$out/ort6.md"
+  cases ort6 170 --trt-model deeplabv3_resnet50,unet --trt-backend onnxruntime --trt-precision fp32,fp16 \
+    --trt-batch-size 1 --trt-ort-profile on
   grep -A3 "ONNX Runtime profile" "$out/ort6.log" | head -40
   run fidelity_telemetry 150 $py benchmarks/timer_fidelity.py --device cuda --workload spin --telemetry \
     --repeats 11 --skip-overhead --out "$out/timer_fidelity_cuda_spin_telemetry.json"

@@ -97,18 +97,18 @@ def row(label: str, batch: int, cell: Cell | None) -> str:
 
 
 def markdown(cells: dict[Key, Cell], title: str, intro: str = "") -> str:
-    grid_cells = [cells.get((m, b, p, v, n)) for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES]
+    grid = [(m, b, p, v, n) for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES]
+    grid_cells = [cells.get(key) for key in grid]
     measured = sum(1 for c in grid_cells if finished(c))
     unfinished = sum(1 for c in grid_cells if c is not None and not finished(c))
-    total = len(MODELS) * len(CONFIGS) * len(BATCHES)
+    total = len(grid)
     shape = f"{len(MODELS)} models x {len(CONFIGS)} configurations x batch {', '.join(map(str, BATCHES))}"
     stopped = f"; {unfinished} started but not finished" if unfinished else ""
     summary = (f"{measured} of the grid's {total} cells have a result (a measurement, or a state the case "
                f"reached: OOM, ERROR) ({shape}){stopped}.")
     lines = [f"# {title}", "", *([intro, ""] if intro else []), summary, ""]
     lines += coverage(cells)
-    grid = {(m, b, p, v, n) for m in MODELS for _, b, p, v in CONFIGS for n in BATCHES}
-    outside = sorted(k for k in cells if k not in grid)
+    outside = sorted(set(cells) - set(grid))
     if outside:
         lines += ["", "Cases outside the grid:", ""]
         lines += [f"- {m} {b} {p} {v} batch {n}: {str(cells[(m, b, p, v, n)].case.get('status')).upper()} "
