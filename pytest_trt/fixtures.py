@@ -108,7 +108,8 @@ class _recorded:
             pytest.skip(str(exc))
         if is_oom(exc):
             release_memory(self.case)
-            record(self.request, self._result(R.OOM, f"out of memory: {first_line(exc)}"))
+            message = f"out of memory {self.ctx.progress.where()}: {first_line(exc, 600)}"
+            record(self.request, self._result(R.OOM, message))
             pytest.skip(f"OOM at batch {self.case.batch_size}: {first_line(exc)}")
         if isinstance(exc, BuildError):
             record(self.request, self._result(R.BUILD_FAILED, str(exc)))
@@ -166,17 +167,20 @@ def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSp
         try:
             result = run_case(trt_context, runner, trt_model, trt_case, request.node.nodeid, limits)
         except Exception as exc:
+            # Where it failed, and after how long: the UNet's fp32 batch-256 OOM came after 265 s of
+            # cuDNN autotuning, which the next session's time limits must allow for.
+            where = trt_context.progress.where()
             if not is_oom(exc):
                 # A backend that refuses the case at run time (ONNX Runtime's CUDA EP refused the
-                # segmenters' batch-256 convolutions) is an ERROR cell of the table, with its phase;
-                # the traceback still reaches the terminal for a bug report. 600 characters: ONNX
-                # Runtime names the failing cuDNN call after the first 300.
-                phase = trt_context.progress.current_phase
-                message = f"{type(exc).__name__} in phase {phase}: {first_line(exc, 600)}"
+                # segmenters' batch-256 convolutions) is an ERROR cell of the table; the traceback
+                # still reaches the terminal for a bug report. 600 characters: ONNX Runtime names
+                # the failing cuDNN call after the first 300.
+                message = f"{type(exc).__name__} {where}: {first_line(exc, 600)}"
                 record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.ERROR, message))
                 raise
             release_memory(trt_case)
-            record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.OOM, first_line(exc)))
+            message = f"out of memory {where}: {first_line(exc, 600)}"
+            record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.OOM, message))
             pytest.skip(f"OOM at batch {trt_case.batch_size}: {first_line(exc)}")
         result.build["ran_on"] = _ran_on(trt_context)
         _judge(request, trt_context, result, runner, trt_model)

@@ -40,11 +40,9 @@ class Progress:
         self._record.update(phase=name, since=time.time(), phases_s=dict(done))
         self._write()
 
-    @property
-    def current_phase(self) -> str | None:
-        """The phase the current case is in (None before any case)."""
-        phase = self._record.get("phase")
-        return str(phase) if phase is not None else None
+    def where(self) -> str:
+        """Where the current case is, for a failure's message: 'in phase first_run for 265.1 s (...)'."""
+        return describe(self._record) if self._record else "before any case"
 
     def _write(self) -> None:
         try:

@@ -1,6 +1,7 @@
 """What users type: options, test ids, outcomes, exit codes and the files a run writes."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -275,5 +276,30 @@ def test_latency(trt_bench, trt_runner, trt_case):
     cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
     refused = cases["torch-fp32-bs2"]
     assert refused["status"] == "error" and refused["timing"] is None
-    assert refused["message"] == "RuntimeError in phase measure: CUDNN_STATUS_NOT_SUPPORTED while running Conv node"
+    assert re.fullmatch(r"RuntimeError in phase measure for [0-9.]+ s \(.*first_run [0-9.]+ s.*\): "
+                        "CUDNN_STATUS_NOT_SUPPORTED while running Conv node", refused["message"])
     result.stdout.fnmatch_lines(["*torch*fp32*2*ERROR*"])
+
+
+def test_an_oom_at_run_time_is_an_oom_cell_with_its_phase_and_the_next_case_runs(user_project, tmp_path):
+    """The UNet's fp32 batch-256 OOM came after minutes of autotuning: the cell says where and when."""
+    user_project.makepyfile(test_oom='''
+def test_latency(trt_bench, trt_runner, trt_case):
+    if trt_case.batch_size == 2:
+        def run(inputs):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 32.00 GiB.")
+
+        trt_runner.run = run
+    trt_bench(trt_runner)
+''')
+    out = tmp_path / "results.json"
+    result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "2,1",
+                                    "--trt-results", str(out), "test_oom.py")
+    result.assert_outcomes(passed=1, skipped=1)
+    cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
+    oom = cases["torch-fp32-bs2"]
+    assert oom["status"] == "oom" and oom["timing"] is None
+    assert re.fullmatch(r"out of memory in phase first_run for [0-9.]+ s \(prepare [0-9.]+ s\): "
+                        r"CUDA out of memory\. Tried to allocate 32\.00 GiB\.", oom["message"])
+    assert cases["torch-fp32-bs1"]["status"] == "ok"
+    result.stdout.fnmatch_lines(["*torch*fp32*2*OOM*"])

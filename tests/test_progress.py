@@ -26,6 +26,14 @@ def test_the_current_phase_and_the_finished_ones_are_readable_by_node_id(tmp_pat
     assert text == "in phase first_run for 212.4 s (prepare 3.2 s)"
 
 
+def test_where_names_the_running_case_phase_or_says_no_case_began(tmp_path: Path) -> None:
+    worker = Progress(tmp_path, None)
+    assert worker.where() == "before any case"
+    worker.case("t.py::test[unet-torch-fp16-bs256]", CASE, "unet")
+    worker.phase("first_run", {"prepare": 3.25})
+    assert worker.where().startswith("in phase first_run for 0.") and worker.where().endswith("(prepare 3.2 s)")
+
+
 def test_records_of_earlier_runs_and_unreadable_files_are_ignored(tmp_path: Path) -> None:
     Progress(tmp_path, None).case("old::test", CASE, "unet")
     (tmp_path / progress.DIRECTORY / "gw1.json").write_text("{not json")
