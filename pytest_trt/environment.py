@@ -177,10 +177,19 @@ def _assigned_string(source: str, name: str) -> str | None:
     return None
 
 
+# Environment variables that change what a case measures (CUDA_LAUNCH_BLOCKING serialises every
+# launch; an allocator setting decided whether the UNet's fp32 batch 256 fits). Recorded only when
+# set, as "env NAME" keys, so a verdict lists a change of them like a version change.
+MEASURED_ENV = ("CUDA_LAUNCH_BLOCKING", "CUDA_MODULE_LOADING", "CUDA_DEVICE_MAX_CONNECTIONS",
+                "PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_NO_CUDA_MEMORY_CACHING", "CUBLAS_WORKSPACE_CONFIG",
+                "TORCHINDUCTOR_MAX_AUTOTUNE", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def software_versions() -> dict[str, Any]:
     from pytest_trt import __version__
 
-    return {
+    settings = {f"env {name}": os.environ[name] for name in MEASURED_ENV if name in os.environ}
+    return settings | {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "pytest_trt": __version__,

@@ -160,7 +160,9 @@ def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNvml]:
 # --- this host (real) -------------------------------------------------------------------------
 
 
-def test_cpu_fingerprint_has_exactly_the_schema_shape() -> None:
+def test_cpu_fingerprint_has_exactly_the_schema_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in environment.MEASURED_ENV:
+        monkeypatch.delenv(name, raising=False)
     env = fingerprint("cpu")
     assert {key: set(block) for key, block in env.items()} == SCHEMA
     assert env["hardware"]["kind"] == "cpu"
@@ -180,6 +182,21 @@ def test_versions_come_from_metadata() -> None:
             expected = None
         assert software[name] == expected
     assert software["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_settings_that_change_a_measurement_are_recorded_and_listed_as_changes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_trt.gate import software_changes
+
+    for name in environment.MEASURED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    before = fingerprint("cpu")
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    monkeypatch.setenv("HOME", "/elsewhere")  # not a measured setting
+    after = fingerprint("cpu")
+    assert after["software"]["env PYTORCH_CUDA_ALLOC_CONF"] == "expandable_segments:True"
+    assert not any("HOME" in key for key in after["software"])
+    assert software_changes(before, after) == ["env PYTORCH_CUDA_ALLOC_CONF none → expandable_segments:True"]
 
 
 def test_fingerprint_imports_no_heavy_module() -> None:
