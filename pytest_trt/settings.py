@@ -69,7 +69,8 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
      "re-measurement is slower too (default 1; 0 turns it off)", "1"),
     ("warmup", "warm-up time per case in seconds (default 0.2)", "0.2"),
     ("min-time", "minimum measured time per case in seconds (default 1.0)", "1.0"),
-    ("max-time", "maximum measured time per case in seconds (default 5.0)", "5.0"),
+    ("max-time", "maximum measured time per case in seconds, once --trt-min-iterations are done (default 5.0)",
+     "5.0"),
     ("min-iterations", "minimum measured iterations per case (default 10)", "10"),
     ("l2", f"GPU L2 cache before each timed iteration: {', '.join(L2_STATES)} (default warm: back to back, "
      "as a serving loop; cold: flushed first, as triton's do_bench)", "warm"),

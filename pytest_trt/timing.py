@@ -122,7 +122,13 @@ class _StopRule:
     def __call__(self, samples: _Samples, submitted: int, elapsed_s: float) -> str | None:
         b = self.budget
         n = samples.n
-        if n >= b.min_iterations and elapsed_s >= b.min_time_s:
+        if submitted >= b.max_iterations:  # never below the minimum: max_iterations >= min_iterations
+            return STOP_MAX_ITERATIONS
+        if n < b.min_iterations:
+            # Rule 2: max-time never cuts a case short of its minimum count (a 3-second UNet batch
+            # stopped at 2 samples by a 1-second max-time had no median worth the name).
+            return None
+        if elapsed_s >= b.min_time_s:
             if b.target_rel_ci == 0:
                 return STOP_MIN_REACHED
             if n >= self._next_stat_n:
@@ -130,8 +136,6 @@ class _StopRule:
                 self._next_stat_n = math.ceil(n * STAT_GROWTH)
                 if relative_ci_halfwidth(samples.view()) <= b.target_rel_ci:
                     return STOP_CONVERGED
-        if submitted >= b.max_iterations:
-            return STOP_MAX_ITERATIONS
         if elapsed_s >= b.max_time_s:
             return STOP_MAX_TIME
         return None

@@ -111,6 +111,12 @@ def test_both_minimums_hold_iteration_bound() -> None:
     assert t.warmup_iterations == 0
 
 
+def test_max_time_never_cuts_a_case_short_of_its_minimum_count() -> None:
+    budget = Budget(warmup_s=0.0, min_time_s=0.01, min_iterations=5, max_time_s=0.05, target_rel_ci=0)
+    t = measure(lambda: time.sleep(0.03), batch_size=1, budget=budget)
+    assert t.stats.n == 5 and t.stop_reason == STOP_MIN_REACHED
+
+
 def test_max_time_bounds_a_callable_that_never_converges() -> None:
     rng = np.random.default_rng(0)
     budget = Budget(warmup_s=0.0, min_time_s=0.05, max_time_s=0.3, target_rel_ci=1e-9)
