@@ -51,6 +51,29 @@ def test_transfer_split_drives_the_runners_own_calls_in_order() -> None:
     assert runner.calls == ["load_inputs", "run", "to_host"] * bench.TRANSFER_ITERATIONS
 
 
+def test_a_transfer_round_frees_the_previous_rounds_buffers_before_making_its_own() -> None:
+    import weakref
+
+    class Buffer:  # stands for a device tensor
+        pass
+
+    made: list[weakref.ref[Buffer]] = []
+    alive_when_made: list[int] = []
+
+    def make(*_: Any) -> Buffer:
+        alive_when_made.append(sum(ref() is not None for ref in made))
+        buffer = Buffer()
+        made.append(weakref.ref(buffer))
+        return buffer
+
+    runner = Recorder()
+    runner.load_inputs = make  # type: ignore[method-assign]
+    runner.run = make  # type: ignore[method-assign]
+    runner.to_host = lambda outputs: np.zeros(1, np.float32)  # type: ignore[method-assign]
+    bench.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
+    assert alive_when_made == [0, 1] * bench.TRANSFER_ITERATIONS  # a round's outputs see only its inputs
+
+
 def test_a_runner_that_cannot_be_split_is_recorded_not_raised() -> None:
     runner = Recorder(fail_on="to_host")
     split, error = bench.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
@@ -87,3 +110,31 @@ def test_energy_per_item_counts_every_call_of_a_blocked_case(monkeypatch: Any) -
     _, record, _ = bench._measure(Context(settings.defaults()), runner, case, np.zeros((4, 3)))
     assert record["joules_per_item"] == 100.0 * 2.0 / (4 * 100 * 16)
     assert record["items_per_s_per_w"] == (4 * 100 * 16) / 2.0 / 100.0
+
+
+def test_the_timed_loop_holds_no_earlier_output_while_the_runner_runs() -> None:
+    """Only the last output is kept (for the timed-output check); an older one would add to the peak."""
+    import weakref
+    from types import SimpleNamespace
+
+    from pytest_trt import settings
+    from pytest_trt.case import Case
+    from pytest_trt.context import Context
+
+    class Output:  # stands for a device tensor
+        pass
+
+    alive_during_call: list[bool] = []
+    previous: list[Any] = [lambda: None]  # a weak reference to the output of the call before
+
+    def run(handle: Any) -> Output:
+        alive_during_call.append(previous[0]() is not None)
+        out = Output()
+        previous[0] = weakref.ref(out)
+        return out
+
+    runner = SimpleNamespace(load_inputs=lambda x: x, run=run, stream=None)
+    quick = settings.defaults(warmup_s=0.0, min_time_s=0.01, max_time_s=0.05, min_iterations=5)
+    timing, _, last = bench._measure(Context(quick), runner, Case("m", "torch", "fp32", 1, "cpu"), np.zeros((1, 3)))
+    assert len(alive_during_call) >= 5 and not any(alive_during_call)
+    assert isinstance(last, Output) and previous[0]() is last
