@@ -7,7 +7,10 @@
 # Session 5 steps: ort6 (ONNX Runtime's node placement on the segmenters, timer fidelity with telemetry on),
 #   zoo6a/zoo6b (torch.compile fp16), zoo6c (torch batch-256 segmenter cells), zoo6d (ONNX Runtime batch 256),
 #   zoo6e (zoo6d again with errors recorded, and what zoo6c's limits cut).
-# Next session: zoo7a, zoo7b (the three cells still unfinished).
+# Session 6 steps: zoo7a (UNet fp32 batch 256), zoo7b (DenseNet-201 torch.compile fp16 batch 256),
+#   zoo7c (UNet tf32 batch 256), zoo7d (zoo7a with expandable segments), zoo7e (zoo7c after the timed loop
+#   stopped holding an output during the next call), probe7 (which layer of zoo7d's UNet is wrong),
+#   probe7b/probe7c/probe7d (such a layer alone, per dtype, batch, cuDNN and memory setting).
 # Session 4 steps: zoo5a (ONNX Runtime on the segmenters, UNet and DeepLabV3 beyond fp32 at batch 1 and 32),
 #   zoo5b (torch.compile on DenseNet-201, DeepLabV3 and the UNet; the batch-256 cells still missing),
 #   timer4 (event-path tests, timer fidelity in short interleaved rounds).
@@ -231,17 +234,37 @@ zoo6e) # session 5: zoo6d again now that a backend's run-time error is a recorde
   cases zoo6e_fp32 185 --trt-model unet --trt-precision fp32 "${big[@]}"
   pack zoo6e
   ;;
-zoo7a|zoo7b) # next session: the three cells session 5's limits cut, each recorded INTERRUPTED with its phase:
-  # UNet fp32 at batch 256 (cuDNN autotuning > 176 s in first_run), UNet tf32 (> 38 s when cut) and
-  # DenseNet-201 torch.compile fp16 at batch 256 (compiling > 110 s)
+zoo7a|zoo7b|zoo7c|zoo7d|zoo7e) # session 6: the three cells session 5's limits cut, each recorded INTERRUPTED with its
+  # phase. zoo7a found UNet fp32 at batch 256 OOM after 265 s of cuDNN autotuning; tf32 holds the same
+  # tensors, so zoo7c allows as long. zoo7d: the same fp32 cell with PyTorch's expandable segments, since
+  # the OOM left 8 GiB reserved but unallocated (outside the grid: the allocator setting is not a default).
   device_txt
-  if [ "$step" = zoo7a ]; then
-    cases zoo7a 570 --trt-model unet --trt-backend torch --trt-precision fp32 --trt-batch-size 256
-  else
-    cases zoo7b_compile 330 --trt-model densenet201 --trt-backend torch-compile --trt-precision fp16 \
-      --trt-batch-size 256 -k fp16
-    cases zoo7b_tf32 230 --trt-model unet --trt-backend torch --trt-precision tf32 --trt-batch-size 256 -k tf32
-  fi
+  case $step in
+  zoo7a) cases zoo7a 570 --trt-model unet --trt-backend torch --trt-precision fp32 --trt-batch-size 256 ;;
+  zoo7b) cases zoo7b 560 --trt-model densenet201 --trt-backend torch-compile --trt-precision fp16 \
+           --trt-batch-size 256 -k fp16 ;;
+  zoo7c) cases zoo7c 560 --trt-model unet --trt-backend torch --trt-precision tf32 --trt-batch-size 256 -k tf32 ;;
+  zoo7e) # zoo7c's OOM came in the measure phase with the previous call's 5.25 GiB output still held by
+    # the timed loop; the loop now drops it before the next call
+    cases zoo7e 560 --trt-model unet --trt-backend torch --trt-precision tf32 --trt-batch-size 256 -k tf32 ;;
+  zoo7d) PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True cases zoo7d 560 --trt-model unet --trt-backend torch \
+           --trt-precision fp32 --trt-batch-size 256 ;;
+  esac
+  pack "$step"
+  ;;
+probe7) # session 6: zoo7d's fp32 UNet at batch 256 disagreed with the fp32 reference (rel err 0.39): which layer
+  device_txt
+  PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run probe7 570 $py benchmarks/unet_fp32_probe.py \
+    --out "$out/unet_fp32_probe.json"
+  cat "$out/probe7.log"
+  pack probe7
+  ;;
+probe7b|probe7c|probe7d) # session 6: probe7 found the UNet's top ConvTranspose2d layers wrong; such a layer alone, per
+  # setting (probe7b ran a 128->64 layer at batch 127/128/256 with ample memory, all right; probe7c runs the
+  # UNet's own two shapes, also with the device nearly full; probe7d repeats probe7c: are its errors reproducible)
+  device_txt
+  run "$step" 400 $py benchmarks/conv_transpose_probe.py --out "$out/conv_transpose_probe.json"
+  cat "$out/$step.log"
   pack "$step"
   ;;
 ort6) # session 5: where ONNX Runtime's time goes on the segmenters (node placement, CPU fallbacks), then
