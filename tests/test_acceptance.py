@@ -189,7 +189,7 @@ def test_latency(trt_bench, trt_runner, trt_case):
                                     "--trt-results", str(out), "test_crash.py")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*torch*fp32*2*CRASHED*", "*torch-fp32-bs2: CRASHED: worker 'gw0' crashed*"])
-    cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
+    cases = _cases(out)
     assert set(cases) == {"torch-fp32-bs1", "torch-fp32-bs2", "torch-fp32-bs4"}
     assert cases["torch-fp32-bs2"]["status"] == "crashed" and cases["torch-fp32-bs2"]["timing"] is None
     assert cases["torch-fp32-bs4"]["status"] == "ok"  # the case after the crash ran on a new worker
@@ -205,7 +205,7 @@ def test_an_interrupted_run_records_the_case_it_stopped_in_and_its_phase(user_pr
     assert result.ret == pytest.ExitCode.INTERRUPTED
     saved = json.loads(base.read_text())["runs"][-1]
     assert [nodeid.rsplit("[", 1)[1] for nodeid in saved["cases"]] == ["torch-fp32-bs1]"]  # not the stopped one
-    cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
+    cases = _cases(out)
     assert set(cases) == {"torch-fp32-bs1", "torch-fp32-bs2"}  # bs4 never started
     stopped = cases["torch-fp32-bs2"]
     assert stopped["status"] == "interrupted" and stopped["timing"] is None
@@ -273,7 +273,7 @@ def test_latency(trt_bench, trt_runner, trt_case):
     result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1,2",
                                     "--trt-results", str(out), "test_refuse.py")
     result.assert_outcomes(passed=1, failed=1)
-    cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
+    cases = _cases(out)
     refused = cases["torch-fp32-bs2"]
     assert refused["status"] == "error" and refused["timing"] is None
     assert re.fullmatch(r"RuntimeError in phase measure for [0-9.]+ s \(.*first_run [0-9.]+ s.*\): "
@@ -296,10 +296,15 @@ def test_latency(trt_bench, trt_runner, trt_case):
     result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "2,1",
                                     "--trt-results", str(out), "test_oom.py")
     result.assert_outcomes(passed=1, skipped=1)
-    cases = {c["case_id"]: c for c in json.loads(out.read_text())["cases"]}
+    cases = _cases(out)
     oom = cases["torch-fp32-bs2"]
     assert oom["status"] == "oom" and oom["timing"] is None
     assert re.fullmatch(r"out of memory in phase first_run for [0-9.]+ s \(prepare [0-9.]+ s\): "
                         r"CUDA out of memory\. Tried to allocate 32\.00 GiB\.", oom["message"])
     assert cases["torch-fp32-bs1"]["status"] == "ok"
     result.stdout.fnmatch_lines(["*torch*fp32*2*OOM*"])
+
+
+def _cases(results: Path) -> dict[str, dict]:
+    """A results file's cases by case id."""
+    return {c["case_id"]: c for c in json.loads(results.read_text())["cases"]}
