@@ -90,6 +90,7 @@ class Context:
             converted = precision_step.convert(
                 path, precision, cache_dir=self.cache_dir, calibration=calibration,
                 method=self.settings.calibration,
+                reduce_range=precision_step.reduced_range_for(self.device, precision),
             )
             self._onnx[key] = (converted, {**info, "onnx_path": str(converted)})
         return self._onnx[key]

@@ -101,7 +101,9 @@ def test_int8_is_symmetric_per_channel_qdq_and_agrees(fp32_onnx: Path, tmp_path:
                                                      data: Any) -> None:
     from onnx import numpy_helper
 
-    path = convert(fp32_onnx, "int8", cache_dir=tmp_path, calibration=calib)
+    # 7-bit weights where this host's int8 kernels saturate (x86 without VNNI), as the plugin does
+    path = convert(fp32_onnx, "int8", cache_dir=tmp_path, calibration=calib,
+                   reduce_range=precision.int8_saturates_here())
     assert {"QuantizeLinear", "DequantizeLinear"} <= _ops(path)
     zero_points = _zero_points(path)
     assert zero_points and all(zp.dtype == np.int8 and not zp.any() for zp in zero_points)  # symmetric
@@ -221,3 +223,22 @@ def test_bf16_is_unsupported_with_a_reason(fp32_onnx: Path, tmp_path: Path) -> N
     with pytest.raises(UnsupportedPrecision, match="bf16") as info:
         convert(fp32_onnx, "bf16", cache_dir=tmp_path)
     assert isinstance(info.value, UnsupportedCase)  # the plugin turns it into a skip with the reason
+
+
+def test_int8_saturation_is_read_from_the_cpu_flags() -> None:
+    avx2_only = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert precision.int8_saturates_here(avx2_only)
+    assert not precision.int8_saturates_here("flags\t\t: sse2 avx2 avx512f avx512_vnni\n")
+    assert not precision.int8_saturates_here("flags\t\t: sse2 avx2 avx_vnni\n")
+    assert not precision.int8_saturates_here("Features\t: fp asimd asimddp\n")  # Arm: no x86 flags line
+    assert not precision.reduced_range_for("cuda:0", "int8")  # GPU cases keep 8-bit weights
+    assert not precision.reduced_range_for("cpu", "fp8")
+
+
+def test_reduced_range_int8_is_its_own_cache_entry_and_agrees(fp32_onnx: Path, tmp_path: Path,
+                                                             calib: np.ndarray, data: Any) -> None:
+    full = convert(fp32_onnx, "int8", cache_dir=tmp_path, calibration=calib[:32])
+    reduced = convert(fp32_onnx, "int8", cache_dir=tmp_path, calibration=calib[:32], reduce_range=True)
+    assert full != reduced and reduced.name.endswith(".onnx") and "-r7" in reduced.name
+    x = np.array(data.test_x[:64])
+    assert agreement(_run(reduced, x), _run(fp32_onnx, x), "int8")["passed"]
