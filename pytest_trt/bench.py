@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt import host
 from pytest_trt import results as R
 from pytest_trt.case import Case
 from pytest_trt.context import Context, on_stream
@@ -54,7 +55,7 @@ def run_case(
         with phase("check"):
             first = _agreement(ctx, spec, case, check, check_inputs, check_seed, limits)
         with phase("measure"):
-            timing, telemetry, last = _measure(ctx, runner, case, timed_inputs)
+            timing, telemetry, last = _measure(ctx, runner, case, timed_inputs, nodeid=nodeid)
         with phase("check_timed"):
             final = _agreement(ctx, spec, case, runner.to_host(last), timed_inputs, spec.seed, limits)
             del last  # the transfer rounds below make their own outputs: not with this one alive too
@@ -130,12 +131,31 @@ def transfer_split(
         return {}, f"{type(exc).__name__}: {exc}"
 
 
-def remeasure(ctx: Context, runner: Runner, spec: ModelSpec, case: Case) -> R.Timing:
+def remeasure(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, nodeid: str) -> R.Timing:
     """Time the case again on the same inputs (the gate's confirmation of a suspected slowdown)."""
     with on_stream(runner.stream):
         timing, _, _ = _measure(ctx, runner, case, representative_inputs(spec, case.batch_size, spec.seed),
-                                telemetry=False)
+                                telemetry=False, nodeid=nodeid)
     return timing
+
+
+def timing_method(ctx: Context, nodeid: str) -> tuple[bool, int]:
+    """(flush L2, calls per sample): what the user set, else how the case's baseline entry was timed.
+
+    Samples of one call and block means, or warm and cold L2, are different quantities: left to
+    pick its own block size, each process may pick another, and the gate could compare none of them.
+    """
+    settings = ctx.settings
+    cold, calls = settings.l2 == "cold", settings.calls_per_sample
+    entries = ctx.baseline.entries(nodeid) if ctx.baseline is not None else []
+    timed = [entry for _, entry in entries if entry.get("samples")]
+    if timed:
+        newest = timed[-1]
+        if not settings.l2_explicit:
+            cold = str(newest.get("clock") or "").endswith("cold-l2")
+        if not settings.calls_per_sample_explicit and str(newest.get("clock") or "").startswith("cuda"):
+            calls = int(newest.get("calls_per_sample") or 1)
+    return cold, calls
 
 
 def representative_inputs(spec: ModelSpec, batch_size: int, seed: int) -> np.ndarray:
@@ -149,7 +169,7 @@ def representative_inputs(spec: ModelSpec, batch_size: int, seed: int) -> np.nda
 
 
 def _measure(
-    ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, telemetry: bool = True
+    ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, telemetry: bool = True, nodeid: str = ""
 ) -> tuple[R.Timing, dict[str, Any], Any]:
     from pytest_trt import telemetry as telemetry_mod
     from pytest_trt.timing import Budget, measure
@@ -164,23 +184,26 @@ def _measure(
         last[0] = runner.run(handle)
 
     settings = ctx.settings
+    cold, calls = timing_method(ctx, nodeid)
     budget = Budget(warmup_s=settings.warmup_s, min_time_s=settings.min_time_s,
                     max_time_s=settings.max_time_s, min_iterations=settings.min_iterations,
-                    flush_l2=settings.l2 == "cold", calls_per_sample=settings.calls_per_sample)
+                    flush_l2=cold, calls_per_sample=calls)
     index = int(case.device.partition(":")[2] or 0)
     sampler = telemetry_mod.Sampler.open(index) if case.is_cuda and telemetry else None
     telemetry_mod.reset_peak_memory(case.device)
     if sampler is not None:
         sampler.start()
+    start = host.snapshot()
     try:
         timing = measure(step, batch_size=case.batch_size, budget=budget, stream=runner.stream)
     finally:
         record = sampler.stop() if sampler is not None else {}
+    load = host.since(start)
     if record:
         items = case.batch_size * timing.stats.n * timing.calls_per_sample  # every call, not every sample
         peak = telemetry_mod.peak_memory_bytes(case.device)
         record = telemetry_mod.finish(record, items=items, wall_s=timing.wall_s, peak_memory_bytes=peak)
-    return timing, record, last[0]
+    return timing, {**record, "host": load.to_dict()}, last[0]
 
 
 # Which measured dense peak a precision is compared with: tensor-core fp16 for the reduced ones.

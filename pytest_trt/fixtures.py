@@ -230,7 +230,7 @@ def _judge(request: pytest.FixtureRequest, ctx: Context, result: R.CaseResult, r
                           max_accuracy_drop=limits.max_drop)
 
     def rejudge() -> gate.Verdict:
-        timing = remeasure(ctx, runner, spec, result.case)
+        timing = remeasure(ctx, runner, spec, result.case, result.nodeid)
         return judge({**current, "timing": timing.to_dict()})
 
     result.verdict = gate.confirm(judge(current), rejudge, ctx.settings.confirm).to_dict()

@@ -47,6 +47,9 @@ class Settings:
     l2: str = "warm"  # "cold": flush the GPU's L2 before each timed iteration
     calls_per_sample: int = 0  # CUDA: calls between two timing events; 0 = auto
     ort_profile: bool = False  # after timing, profile ONNX Runtime node placement in a separate session
+    # Whether the user chose the timing method; otherwise a case is timed as its baseline entry was.
+    l2_explicit: bool = False
+    calls_per_sample_explicit: bool = False
 
 
 # name, help, default (as an ini string; None = unset)
@@ -91,11 +94,12 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("trt", "pytest-trt inference benchmarks")
-    for name, help_text, default in OPTIONS:
+    for name, help_text, _default in OPTIONS:
         ini = "trt_" + name.replace("-", "_")
         # argparse %-formats option help ("5% or 3" would read as a format): escape it there only.
         group.addoption(f"--trt-{name}", dest=ini, default=None, help=help_text.replace("%", "%%"))
-        parser.addini(ini, help=help_text, default=default)
+        # No ini default: resolve() applies the defaults, so it can tell an option the user set from one left alone.
+        parser.addini(ini, help=help_text, default=None)
 
 
 def _raw(config: pytest.Config, name: str) -> str | None:
@@ -251,6 +255,8 @@ def resolve(config: pytest.Config) -> Settings:
         l2=parse_list("l2", _raw(config, "l2") or "warm", L2_STATES)[0],
         calls_per_sample=parse_calls_per_sample(_raw(config, "calls-per-sample") or "auto"),
         ort_profile=parse_list("ort-profile", _raw(config, "ort-profile") or "off", ("off", "on"))[0] == "on",
+        l2_explicit=_raw(config, "l2") is not None,
+        calls_per_sample_explicit=_raw(config, "calls-per-sample") is not None,
     )
 
 
