@@ -61,6 +61,8 @@ class Timing:
     transfers: dict[str, float] = field(default_factory=dict)  # median h2d_s / d2h_s if measured
     includes_transfers: bool = False  # False: inputs and outputs stay on the device
     calls_per_sample: int = 1  # > 1: each sample is the mean of this many calls between two CUDA events
+    gpu_compute: Stats | None = None  # GPU time per call with every kernel queued (timing.backlog_probe)
+    launch: Stats | None = None  # host time to enqueue one call while the GPU is held (same probe)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +70,7 @@ class Timing:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Timing:
         enqueue = data.get("enqueue")
+        gpu_compute, launch = data.get("gpu_compute"), data.get("launch")
         return cls(
             clock=data["clock"],
             samples=list(data["samples"]),
@@ -80,6 +83,8 @@ class Timing:
             transfers=dict(data.get("transfers", {})),
             includes_transfers=bool(data.get("includes_transfers", False)),
             calls_per_sample=int(data.get("calls_per_sample", 1)),
+            gpu_compute=Stats(**gpu_compute) if gpu_compute else None,
+            launch=Stats(**launch) if launch else None,
         )
 
 

@@ -120,13 +120,26 @@ def relative_ci_halfwidth(samples: Sequence[float] | npt.NDArray[Any], confidenc
 
 
 def flags(timing: Timing, throttled: bool = False) -> list[str]:
-    """UNSTABLE (CV > 2.5 % or throttled) and ENQUEUE-BOUND (enqueue median > 0.8 × compute median,
-    trtexec's rule, while the GPU was busy for under 90 % of the loop: it waited for the host)."""
+    """UNSTABLE (CV > 2.5 % or throttled) and ENQUEUE-BOUND (trtexec's rule: enqueueing a call takes
+    more than 0.8 x its GPU compute time, so the host, not the GPU, sets the pace).
+
+    The launch cost and the GPU compute time come from the backlog probe (``timing.backlog_probe``),
+    where the GPU is held while calls are queued: back-to-back events cannot tell the two apart, since
+    a host-bound call's events read the host's pace. Without the probe (older results, no spin
+    kernel) the timed loop's enqueue time stands in, with the old guard that the GPU sat idle.
+    """
     found: list[str] = []
     if throttled or timing.stats.cv > UNSTABLE_CV:
         found.append(UNSTABLE)
-    if timing.enqueue is not None and timing.enqueue.median > ENQUEUE_BOUND_RATIO * timing.stats.median:
-        busy = timing.stats.mean * timing.stats.n * timing.calls_per_sample / timing.wall_s
-        if busy < GPU_BUSY_SHARE:
-            found.append(ENQUEUE_BOUND)
+    if _enqueue_bound(timing):
+        found.append(ENQUEUE_BOUND)
     return found
+
+
+def _enqueue_bound(timing: Timing) -> bool:
+    if timing.launch is not None and timing.gpu_compute is not None:
+        return timing.launch.median > ENQUEUE_BOUND_RATIO * timing.gpu_compute.median
+    if timing.enqueue is None or timing.enqueue.median <= ENQUEUE_BOUND_RATIO * timing.stats.median:
+        return False
+    busy = timing.stats.mean * timing.stats.n * timing.calls_per_sample / timing.wall_s
+    return busy < GPU_BUSY_SHARE

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from pytest_trt import cuda_events
 from pytest_trt.cuda_events import EventPath
-from pytest_trt.results import Timing
+from pytest_trt.results import Stats, Timing
 from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize
 
 CHECK_INTERVAL_S = 0.02  # target duration of one chunk: the stop rule's granularity
@@ -240,6 +240,9 @@ class CudaApi:
     recorder: Callable[[Any], EventPath] | None = None
     make_flush: Callable[[], Callable[[], object]] | None = None
     name: str = "torch"  # which event path the loop uses, for reports
+    # make_hold(seconds) returns a call that enqueues GPU work lasting about that long (a spin kernel),
+    # so calls enqueued behind it reach the GPU with no host gaps between their kernels.
+    make_hold: Callable[[float], Callable[[], object]] | None = None
 
 
 def torch_cuda_api(stream: Any = None) -> CudaApi:
@@ -270,7 +273,30 @@ def torch_cuda_api(stream: Any = None) -> CudaApi:
         recorder=path,
         make_flush=make_flush,
         name=path(stream).name if stream is not None else "torch",
+        make_hold=_spin_hold(make_event) if hasattr(torch.cuda, "_sleep") else None,
     )
+
+
+def _spin_hold(make_event: Callable[[], CudaEvent]) -> Callable[[float], Callable[[], object]]:
+    """Holds built on ``torch.cuda._sleep`` (a spin kernel of N cycles), calibrated once per device."""
+    import torch
+
+    spin: Callable[[int], object] = torch.cuda._sleep  # private and untyped, but in torch for years
+    rate: list[float] = []  # cycles per second of the spin kernel, measured on first use
+
+    def make_hold(seconds: float) -> Callable[[], object]:
+        if not rate:
+            cycles = 20_000_000
+            start, end = make_event(), make_event()
+            start.record()
+            spin(cycles)
+            end.record()
+            end.synchronize()
+            rate.append(cycles / max(start.elapsed_time(end) * 1e-3, 1e-6))
+        cycles = max(1, int(seconds * rate[0]))
+        return lambda: spin(cycles)
+
+    return make_hold
 
 
 class _EventPool:
@@ -445,7 +471,12 @@ def measure_events(
         stream.synchronize()
         wall_s = (clock() - begin) * NS
         samples.extend(_read_ns(pending, cold, read, calls))
-    seconds = samples.seconds()
+        pool.give(pending)
+        seconds = samples.seconds()
+        backlog = None
+        if flush is None:
+            backlog = backlog_probe(fn, api, pool, read, stream, float(np.median(seconds)),
+                                    float(np.median(enqueue.seconds())), batch_size)
     return Timing(
         clock="cuda-event-cold-l2" if cold else "cuda-event",
         samples=_thin(seconds, budget.keep_samples),
@@ -456,7 +487,59 @@ def measure_events(
         stop_reason=reason,
         enqueue=summarize(enqueue.seconds(), batch_size, wall_s, calls_per_sample=calls),
         calls_per_sample=calls,
+        gpu_compute=backlog[0] if backlog else None,
+        launch=backlog[1] if backlog else None,
     )
+
+
+PROBE_GPU_S = 0.05  # GPU time the backlog probe's calls aim to fill
+MAX_HOLD_S = 0.5
+
+
+def backlog_probe(
+    fn: Callable[[], object], api: CudaApi, pool: _EventPool, read: cuda_events.Reader, stream: Any,
+    per_call_s: float, enqueue_s: float, batch_size: int,
+) -> tuple[Stats, Stats] | None:
+    """Each call's GPU time with no host gaps inside it, and its pure launch cost on the host.
+
+    Back-to-back events time a host-bound call as the host's pace (the GPU waits between kernels),
+    so they cannot say whether the host or the GPU is the bottleneck. Here a spin kernel holds the
+    stream while a few calls are enqueued behind it, each between its own pair of events; when the
+    GPU reaches them every kernel is queued, so a pair times the call's work alone, and the host
+    time of each enqueue is the launch cost without waiting. trtexec's rule then reads: the host is
+    the bottleneck when launch > 0.8 x GPU compute. None when the stream cannot be held long enough.
+    """
+    if api.make_hold is None:
+        return None
+    calls = max(3, min(16, math.ceil(PROBE_GPU_S / max(per_call_s, 1e-6))))
+    hold_s = min(MAX_HOLD_S, max(0.002, 4 * calls * enqueue_s))
+    clock = time.perf_counter_ns
+    for _ in range(2):
+        hold = api.make_hold(hold_s)
+        events = pool.take(2 * calls + 2)
+        events[0].record()
+        hold()
+        events[1].record()
+        host: list[int] = []
+        begin = clock()
+        for start, end in zip(events[2::2], events[3::2]):
+            start.record()
+            t0 = clock()
+            fn()
+            t1 = clock()
+            end.record()
+            host.append(t1 - t0)
+        enqueued_ns = clock() - begin
+        stream.synchronize()
+        pairs = _read_ns(events, True, read)
+        pool.give(events)
+        if pairs[0] >= enqueued_ns:  # the GPU was still held when the last call was queued
+            gpu = pairs[1:].astype(np.float64) * NS
+            wall = max(float(gpu.sum()), NS)
+            launch = np.asarray(host, dtype=np.float64) * NS
+            return summarize(gpu, batch_size, wall), summarize(launch, batch_size, wall)
+        hold_s = min(MAX_HOLD_S, 2 * hold_s + enqueued_ns * NS)
+    return None
 
 
 def _flushed(fn: Callable[[], object], flush: Callable[[], object]) -> Callable[[], None]:

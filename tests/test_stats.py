@@ -163,3 +163,16 @@ def test_a_blocked_case_counts_every_call_as_gpu_time() -> None:
     wall = 16 * n * 1e-3 / 0.95
     assert case_flags(_timing(cv=0.001, enqueue_median=1e-3, wall_s=wall, calls=16)) == []
     assert case_flags(_timing(cv=0.001, enqueue_median=1e-3, wall_s=wall, calls=1)) == [ENQUEUE_BOUND]
+
+
+def test_enqueue_bound_reads_the_probes_launch_cost_against_gpu_compute() -> None:
+    from dataclasses import replace
+
+    from pytest_trt.stats import summarize
+
+    # back-to-back events read both as ~1 ms with enqueue ~1 ms: only the probe tells them apart
+    base = _timing(cv=0.001, enqueue_median=1e-3, wall_s=1.0)
+    host_bound = replace(base, gpu_compute=summarize([1e-4] * 8, 1, 8e-4), launch=summarize([9e-4] * 8, 1, 8e-4))
+    gpu_bound = replace(base, gpu_compute=summarize([1e-3] * 8, 1, 8e-3), launch=summarize([5e-5] * 8, 1, 8e-3))
+    assert case_flags(host_bound) == [ENQUEUE_BOUND]
+    assert case_flags(gpu_bound) == []

@@ -497,3 +497,65 @@ def test_a_custom_recorder_records_every_event_through_its_marks() -> None:
 def test_cold_l2_keeps_one_call_per_event_pair_even_when_a_block_is_asked_for() -> None:
     """The flush must precede every call, so a block of calls cannot share one pair of events."""
     assert calls_per_sample(1e-3, Budget(flush_l2=True, calls_per_sample=8)) == 1
+
+
+def _held_api(cuda: FakeCuda, stream: FakeStream) -> CudaApi:
+    """The fake seam with a hold: a spin kernel of ``seconds`` on the virtual device timeline."""
+
+    def make_hold(seconds: float) -> Callable[[], object]:
+        return lambda: stream.launch(int(seconds * 1e9))
+
+    return replace(cuda.api(), make_hold=make_hold)
+
+
+def test_backlog_probe_times_each_call_alone_behind_a_held_stream() -> None:
+    cuda, stream = FakeCuda(), FakeStream()
+    calls = 0
+
+    def fn() -> None:  # the GPU part of a call: 40 us the first 7 calls' pattern, then 30 us
+        nonlocal calls
+        stream.launch(40_000 if calls % 2 else 20_000)
+        calls += 1
+
+    budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=200, max_iterations=200, target_rel_ci=0,
+                    calls_per_sample=1)
+    t = measure_events(fn, batch_size=1, budget=budget, stream=stream, api=_held_api(cuda, stream))
+    assert t.gpu_compute is not None and t.launch is not None
+    assert 3 <= t.gpu_compute.n <= 16 and calls == 200 + t.gpu_compute.n  # the probe's own calls
+    assert set(np.round(np.array([t.gpu_compute.min, t.gpu_compute.max]) * 1e9)) <= {20_000.0, 40_000.0}
+    assert t.launch.n == t.gpu_compute.n
+
+
+def test_without_a_hold_there_is_no_probe() -> None:
+    cuda, stream = FakeCuda(), FakeStream()
+    budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=50, max_iterations=50, target_rel_ci=0)
+    t = measure_events(lambda: stream.launch(5_000), batch_size=1, budget=budget, stream=stream, api=cuda.api())
+    assert t.gpu_compute is None and t.launch is None
+
+
+@needs_gpu
+@alone_on_gpu
+def test_gpu_backlog_probe_tells_a_host_bound_call_from_a_gpu_bound_one() -> None:
+    """Back-to-back events read both calls at the host's pace or the kernel's; the probe's launch
+    cost against GPU compute says which one sets it."""
+    import torch
+
+    from pytest_trt.stats import flags
+
+    cuda: Any = torch.cuda
+    stream = cuda.Stream()
+    x = torch.zeros(16, device="cuda")
+
+    def many_tiny_kernels() -> None:  # ~100 launches of next to no GPU work: host-bound
+        for _ in range(100):
+            x.add_(1.0)
+
+    budget = Budget(warmup_s=0.05, min_time_s=0.2, max_time_s=2.0)
+    host_bound = measure(many_tiny_kernels, batch_size=1, budget=budget, stream=stream)
+    assert host_bound.gpu_compute is not None and host_bound.launch is not None
+    assert host_bound.gpu_compute.median < 0.5 * host_bound.stats.median  # events read the host's pace
+    assert "ENQUEUE-BOUND" in flags(host_bound)
+    gpu_bound = measure(lambda: cuda._sleep(2_000_000), batch_size=1, budget=budget, stream=stream)
+    assert gpu_bound.gpu_compute is not None
+    assert gpu_bound.gpu_compute.median == pytest.approx(gpu_bound.stats.median, rel=0.05)
+    assert "ENQUEUE-BOUND" not in flags(gpu_bound)
