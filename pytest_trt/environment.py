@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_trt import telemetry
+from pytest_trt import host, telemetry
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -57,6 +57,7 @@ def fingerprint(device: str) -> dict[str, Any]:
         "temperature_c": None,
         "persistence": None,
         "ecc": None,
+        "cpu_probe_s": host.calibration_s(),
     }
     handles = telemetry.visible_nvml_handles()
     if handles:

@@ -30,7 +30,8 @@ SCHEMA = {
         "python", "platform", "pytest_trt", "torch", "onnxruntime", "onnx", "tensorrt", "cuda_bindings",
         "driver", "cuda_driver", "cuda_runtime",
     },
-    "state": {"power_limit_w", "sm_clock_mhz", "mem_clock_mhz", "temperature_c", "persistence", "ecc"},
+    "state": {"power_limit_w", "sm_clock_mhz", "mem_clock_mhz", "temperature_c", "persistence", "ecc",
+              "cpu_probe_s"},
 }  # fmt: skip
 
 
@@ -277,6 +278,7 @@ def test_nvml_gpu_fingerprint(fake_nvml: FakeNvml) -> None:
     assert hw["gpu_memory_bytes"] == 80 * 2**30
     assert sw["driver"] == "550.54.15"
     assert sw["cuda_driver"] == "12.4"
+    assert state.pop("cpu_probe_s") > 0
     assert state == {
         "power_limit_w": 700.0, "sm_clock_mhz": 1980, "mem_clock_mhz": 2619, "temperature_c": 33,
         "persistence": True, "ecc": True,
