@@ -104,7 +104,7 @@ class Context:
 
             self._flops[key] = None
             if installed("onnx"):
-                self._flops[key] = count_flops(self.onnx(spec, "fp32")[0], batch_size)
+                self._flops[key] = _cached_count(self.onnx(spec, "fp32")[0], batch_size, count_flops)
         return self._flops[key]
 
     def reference(
@@ -133,6 +133,28 @@ class Context:
                 dataset.num_classes,
             )
         return self._metrics[spec.name]
+
+
+def _cached_count(onnx_path: Path, batch_size: int, count: Any) -> int | None:
+    """FLOPs of an exported file at a batch size, kept beside the export: shape inference of a deep
+    graph takes seconds, and every nightly process would pay them again. The export's name carries
+    its model hash, so a changed model gets its own entry."""
+    import json
+
+    cache = onnx_path.parent / "flops" / f"{onnx_path.stem}-bs{batch_size}.json"
+    try:
+        return int(json.loads(cache.read_text())["flops"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    flops = count(onnx_path, batch_size)
+    if flops is not None:
+        from pytest_trt import atomic
+
+        try:
+            atomic.write_json(cache, {"flops": int(flops)})
+        except OSError:
+            pass  # a read-only cache only costs the recount
+    return flops if flops is None else int(flops)
 
 
 def torch_fp32(module: torch.nn.Module, inputs: np.ndarray, device: str) -> np.ndarray:

@@ -504,42 +504,44 @@ def backlog_probe(
 
     Back-to-back events time a host-bound call as the host's pace (the GPU waits between kernels),
     so they cannot say whether the host or the GPU is the bottleneck. Here a spin kernel holds the
-    stream while a few calls are enqueued behind it, each between its own pair of events; when the
-    GPU reaches them every kernel is queued, so a pair times the call's work alone, and the host
-    time of each enqueue is the launch cost without waiting. trtexec's rule then reads: the host is
-    the bottleneck when launch > 0.8 x GPU compute. None when the stream cannot be held long enough.
+    stream while a few calls are enqueued behind it, each between its own pair of events. A call
+    whose every kernel was queued before the GPU reached it runs with no host gaps, so its pair
+    times the call's own work, and the host time of its enqueue is the launch cost without waiting.
+    Calls queued after the hold ran out, or behind a full launch queue (which blocks the host until
+    the GPU drains it), are left out. trtexec's rule then reads: the host is the bottleneck when
+    launch > 0.8 x GPU compute. None when no call was queued in time.
     """
     if api.make_hold is None:
         return None
     calls = max(3, min(16, math.ceil(PROBE_GPU_S / max(per_call_s, 1e-6))))
-    hold_s = min(MAX_HOLD_S, max(0.002, 4 * calls * enqueue_s))
+    hold = api.make_hold(min(MAX_HOLD_S, max(0.002, 2 * calls * enqueue_s)))
     clock = time.perf_counter_ns
-    for _ in range(2):
-        hold = api.make_hold(hold_s)
-        events = pool.take(2 * calls + 2)
-        events[0].record()
-        hold()
-        events[1].record()
-        host: list[int] = []
-        begin = clock()
-        for start, end in zip(events[2::2], events[3::2]):
-            start.record()
-            t0 = clock()
-            fn()
-            t1 = clock()
-            end.record()
-            host.append(t1 - t0)
-        enqueued_ns = clock() - begin
-        stream.synchronize()
-        pairs = _read_ns(events, True, read)
-        pool.give(events)
-        if pairs[0] >= enqueued_ns:  # the GPU was still held when the last call was queued
-            gpu = pairs[1:].astype(np.float64) * NS
-            wall = max(float(gpu.sum()), NS)
-            launch = np.asarray(host, dtype=np.float64) * NS
-            return summarize(gpu, batch_size, wall), summarize(launch, batch_size, wall)
-        hold_s = min(MAX_HOLD_S, 2 * hold_s + enqueued_ns * NS)
-    return None
+    events = pool.take(2 * calls + 1)  # the hold's start, then a (start, end) pair per call
+    events[0].record()
+    begin = clock()
+    hold()
+    host: list[int] = []
+    queued: list[int] = []  # when each call was wholly queued, from the hold's enqueue (host ns)
+    for start, end in zip(events[1::2], events[2::2]):
+        start.record()
+        t0 = clock()
+        fn()
+        t1 = clock()
+        end.record()
+        host.append(t1 - t0)
+        queued.append(t1 - begin)
+    stream.synchronize()
+    handles = [m.handle for m in events]
+    reached = read([handles[0]] * calls, handles[1::2]) * 1e6  # GPU ns from the hold to each call
+    gpu = read(handles[1::2], handles[2::2]) * 1e6
+    pool.give(events)
+    alone = reached >= np.asarray(queued, dtype=np.float64)
+    if not alone.any():
+        return None
+    compute = gpu[alone] * NS
+    wall = max(float(compute.sum()), NS)
+    launch = np.asarray(host, dtype=np.float64)[alone] * NS
+    return summarize(compute, batch_size, wall), summarize(launch, batch_size, wall)
 
 
 def _flushed(fn: Callable[[], object], flush: Callable[[], object]) -> Callable[[], None]:

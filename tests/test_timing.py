@@ -553,7 +553,7 @@ def test_gpu_backlog_probe_tells_a_host_bound_call_from_a_gpu_bound_one() -> Non
     budget = Budget(warmup_s=0.05, min_time_s=0.2, max_time_s=2.0)
     host_bound = measure(many_tiny_kernels, batch_size=1, budget=budget, stream=stream)
     assert host_bound.gpu_compute is not None and host_bound.launch is not None
-    assert host_bound.gpu_compute.median < 0.5 * host_bound.stats.median  # events read the host's pace
+    assert host_bound.gpu_compute.median < 0.8 * host_bound.stats.median  # events read the host's pace
     assert "ENQUEUE-BOUND" in flags(host_bound)
     gpu_bound = measure(lambda: cuda._sleep(2_000_000), batch_size=1, budget=budget, stream=stream)
     assert gpu_bound.gpu_compute is not None
