@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from pytest_trt.case import PRECISIONS
+from pytest_trt.records import Agreement
 
 
 @dataclass(frozen=True)
@@ -120,15 +120,14 @@ def checked_items(batch: int, per_item: int, budget: int = CHECK_ELEMENTS) -> tu
 def agreement(
     output: np.ndarray, reference: np.ndarray, precision: str, limits: Limits | None = None,
     items: tuple[int, ...] | None = None,
-) -> dict[str, Any]:
+) -> Agreement:
     """Compare a case's output with the fp32 reference for the same inputs.
 
     ``items``: the outputs are these items of the case's batch (``checked_items``); messages and
     the record name them by their place in the batch.
 
-    Outputs are (N, C) logits or (N, C, H, W) per-pixel logits (class axis 1). Returns the
-    ``agreement`` record of docs/internal-schemas.md plus ``worst_sample_rel_err`` and ``reason``
-    (empty when passed).
+    Outputs are (N, C) logits or (N, C, H, W) per-pixel logits (class axis 1); ``reason`` is empty
+    when the output passed.
     """
     lim = limits or default_limits(precision)
     out = np.asarray(output, dtype=np.float64)
@@ -166,26 +165,23 @@ def agreement(
     return _with_items(_record(max_abs, rel_err, cosine, top1, 0, worst, lim, "; ".join(reasons)), items)
 
 
-def _with_items(record: dict[str, Any], items: tuple[int, ...] | None) -> dict[str, Any]:
-    record["checked_items"] = "all" if items is None else list(items)
-    return record
+def nonfinite(count: int, precision: str, limits: Limits | None = None, items: tuple[int, ...] | None = None,
+              where: str = "the output") -> Agreement:
+    """The agreement record of an output (or reference) holding ``count`` NaN/Inf values."""
+    lim = limits or default_limits(precision)
+    return _with_items(_record(math.inf, math.inf, 0.0, None, count, math.inf, lim,
+                               f"{count} NaN/Inf values in {where}"), items)
+
+
+def _with_items(record: Agreement, items: tuple[int, ...] | None) -> Agreement:
+    return replace(record, checked_items="all" if items is None else list(items))
 
 
 def _record(
     max_abs: float, rel_err: float, cosine: float, top1: float | None, nonfinite: int,
     worst: float, lim: Limits, reason: str,
-) -> dict[str, Any]:
-    return {
-        "max_abs": max_abs,
-        "rel_err": rel_err,
-        "cosine": cosine,
-        "top1_agreement": top1,
-        "nonfinite": nonfinite,
-        "worst_sample_rel_err": worst,
-        "passed": not reason,
-        "reason": reason,
-        "limits": lim.to_dict(),
-    }
+) -> Agreement:
+    return Agreement(max_abs, rel_err, cosine, top1, nonfinite, worst, not reason, reason, lim.to_dict())
 
 
 # --- task metrics -------------------------------------------------------------------------
@@ -294,40 +290,3 @@ def gate(value: float, reference: float, max_drop: float, metric: str) -> tuple[
     if not (math.isfinite(value) and math.isfinite(reference)) or drop > max_drop:
         return False, f"accuracy gate failed: {text} > max_drop {max_drop:.4f}"
     return True, f"accuracy ok: {text} <= max_drop {max_drop:.4f}"
-
-
-def record(
-    agreement_result: dict[str, Any] | None,
-    metric: str | None,
-    value: float | None,
-    reference: float | None,
-    max_drop: float | None,
-) -> dict[str, Any]:
-    """The ``accuracy`` record of docs/internal-schemas.md from the two checks above."""
-    parts: list[str] = []
-    passed = True
-    if agreement_result is not None:
-        passed = bool(agreement_result["passed"])
-        if not passed:
-            parts.append(f"output differs from fp32: {agreement_result['reason']}")
-    drop = None
-    if metric is None or value is None or reference is None:
-        parts.append("no data set: accuracy is output agreement with fp32 only")
-    else:
-        drop = reference - value
-        if max_drop is not None:
-            ok, message = gate(value, reference, max_drop, metric)
-            passed = passed and ok
-            parts.append(message)
-        else:
-            parts.append(f"{metric} {value:.4f} vs fp32 {reference:.4f}, drop {drop:.4f} (not gated)")
-    return {
-        "agreement": agreement_result,
-        "metric": metric,
-        "value": value,
-        "reference": reference,
-        "drop": drop,
-        "max_drop": max_drop,
-        "passed": passed,
-        "message": "; ".join(parts),
-    }

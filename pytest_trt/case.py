@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")
@@ -42,11 +43,12 @@ class Case:
         """The fp32 case of the same model, batch and device that accuracy is judged against."""
         return Case(self.model, "torch", "fp32", self.batch_size, self.device)
 
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, str | int | None]:
+        data: dict[str, str | int | None] = asdict(self)
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Case:
+    def from_dict(cls, data: Mapping[str, object]) -> Case:
         return cls(
             model=None if data.get("model") is None else str(data["model"]),
             backend=str(data["backend"]),

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pytest_trt.results import ENQUEUE_BOUND, UNSTABLE, Stats, Timing
+from pytest_trt.records import Flag, HostLoad, Stats, Timing
 
 # trtexec's rules (DESIGN.md rule 7).
-UNSTABLE_CV = 0.025  # coefficient of variation above which a case is UNSTABLE
+NOISY_CV = 0.025  # coefficient of variation above which a case is NOISY (trtexec's "unstable")
 ENQUEUE_BOUND_RATIO = 0.8  # median enqueue > this × median compute: the host, not the GPU, is timed
 # ...and the GPU sat idle: busy for less than this share of the loop's wall time. Without this, a
 # GPU-bound model of many kernels looks enqueue-bound once the launch queue fills and every launch
@@ -119,20 +119,39 @@ def relative_ci_halfwidth(samples: Sequence[float] | npt.NDArray[Any], confidenc
     return half / median
 
 
-def flags(timing: Timing, throttled: bool = False) -> list[str]:
-    """UNSTABLE (CV > 2.5 % or throttled) and ENQUEUE-BOUND (trtexec's rule: enqueueing a call takes
-    more than 0.8 x its GPU compute time, so the host, not the GPU, sets the pace).
+def thin(samples: Sequence[float] | npt.NDArray[Any], limit: int) -> list[float]:
+    """At most ``limit`` samples picked evenly across the run, first and last included, so a slow
+    drift stays visible in what is kept (results keep 5000, baselines 1000)."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    data = np.asarray(samples, dtype=np.float64)
+    if data.size <= limit:
+        return [float(x) for x in data]
+    index = np.linspace(0, data.size - 1, limit).round().astype(np.int64)
+    return [float(x) for x in data[index]]
+
+
+def flags(timing: Timing, throttled: bool = False, load: HostLoad | None = None) -> list[Flag]:
+    """NOISY (CV > 2.5 %, trtexec's rule), THROTTLED (NVML saw clock throttling), ENQUEUE-BOUND
+    (enqueueing a call takes more than 0.8 x its GPU compute time: the host sets the pace) and
+    CONTENDED (the process waited for a CPU while it was timed).
 
     The launch cost and the GPU compute time come from the backlog probe (``timing.backlog_probe``),
     where the GPU is held while calls are queued: back-to-back events cannot tell the two apart, since
     a host-bound call's events read the host's pace. Without the probe (older results, no spin
     kernel) the timed loop's enqueue time stands in, with the old guard that the GPU sat idle.
     """
-    found: list[str] = []
-    if throttled or timing.stats.cv > UNSTABLE_CV:
-        found.append(UNSTABLE)
+    from pytest_trt import host
+
+    found: list[Flag] = []
+    if timing.stats.cv > NOISY_CV:
+        found.append(Flag.NOISY)
+    if throttled:
+        found.append(Flag.THROTTLED)
     if _enqueue_bound(timing):
-        found.append(ENQUEUE_BOUND)
+        found.append(Flag.ENQUEUE_BOUND)
+    if load is not None and host.contended(load):
+        found.append(Flag.CONTENDED)
     return found
 
 

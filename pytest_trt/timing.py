@@ -26,8 +26,8 @@ import numpy.typing as npt
 
 from pytest_trt import cuda_events
 from pytest_trt.cuda_events import EventPath
-from pytest_trt.results import Stats, Timing
-from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize
+from pytest_trt.records import Stats, Timing
+from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize, thin
 
 CHECK_INTERVAL_S = 0.02  # target duration of one chunk: the stop rule's granularity
 MAX_CPU_CHUNK = 200_000  # iterations per chunk on CPU (a no-op call takes ~50 ns)
@@ -149,14 +149,6 @@ def _next_chunk(per_call_s: float, cap: int, previous: int) -> int:
     return max(1, min(cap, want, max(1, previous) * 8))
 
 
-def _thin(samples: FloatArray, keep: int) -> list[float]:
-    """At most ``keep`` samples, evenly spaced over the run so drift stays visible."""
-    if samples.size <= keep:
-        return [float(x) for x in samples]
-    index = np.linspace(0, samples.size - 1, keep).round().astype(np.int64)
-    return [float(x) for x in samples[index]]
-
-
 def _check_batch_size(batch_size: int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -204,7 +196,7 @@ def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget) -> T
     wall_s = float(samples.view().sum()) * NS
     return Timing(
         clock="perf_counter",
-        samples=_thin(seconds, budget.keep_samples),
+        samples=thin(seconds, budget.keep_samples),
         stats=summarize(seconds, batch_size, wall_s if wall_s > 0 else NS),
         warmup_iterations=warm_calls,
         warmup_s=warm_s,
@@ -479,7 +471,7 @@ def measure_events(
                                     float(np.median(enqueue.seconds())), batch_size)
     return Timing(
         clock="cuda-event-cold-l2" if cold else "cuda-event",
-        samples=_thin(seconds, budget.keep_samples),
+        samples=thin(seconds, budget.keep_samples),
         stats=summarize(seconds, batch_size, wall_s, calls_per_sample=calls),
         warmup_iterations=warm_calls,
         warmup_s=warm_s,

@@ -50,19 +50,19 @@ def test_identical_output_passes_every_precision(precision: str) -> None:
     ref = RNG.standard_normal((4, 10))
     ref[np.arange(4), [1, 3, 5, 7]] += 10.0  # a clear winner, so every position is decisive
     result = agreement(ref.copy(), ref, precision)
-    assert result["passed"], result["reason"]
-    assert result["rel_err"] == 0.0 and result["max_abs"] == 0.0 and result["nonfinite"] == 0
-    assert result["top1_agreement"] == 1.0
-    assert result["limits"] == accuracy.default_limits(precision).to_dict()
+    assert result.passed, result.reason
+    assert result.rel_err == 0.0 and result.max_abs == 0.0 and result.nonfinite == 0
+    assert result.top1_agreement == 1.0
+    assert result.limits == accuracy.default_limits(precision).to_dict()
 
 
 def test_small_noise_passes_fp16_but_not_fp32() -> None:
     ref = RNG.standard_normal((8, 10))
     noisy = ref + 2e-3 * RNG.standard_normal(ref.shape)
-    assert agreement(noisy, ref, "fp16")["passed"]
+    assert agreement(noisy, ref, "fp16").passed
     failed = agreement(noisy, ref, "fp32")
-    assert not failed["passed"]
-    assert "relative error" in failed["reason"]
+    assert not failed.passed
+    assert "relative error" in failed.reason
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -70,8 +70,8 @@ def test_small_noise_passes_fp16_but_not_fp32() -> None:
 def test_zero_output_fails(precision: str, which: str, request: pytest.FixtureRequest) -> None:
     ref, _ = request.getfixturevalue(f"{which}_logits")
     result = agreement(np.zeros_like(ref), ref, precision)
-    assert not result["passed"]
-    assert result["rel_err"] == pytest.approx(1.0)
+    assert not result.passed
+    assert result.rel_err == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -80,16 +80,16 @@ def test_stale_output_from_the_previous_batch_fails(precision: str, which: str,
                                                     request: pytest.FixtureRequest) -> None:
     current, previous = request.getfixturevalue(f"{which}_logits")
     result = agreement(previous, current, precision)
-    assert not result["passed"], result
+    assert not result.passed, result
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("which", ["digits", "shapes"])
 def test_constant_output_fails(precision: str, which: str, request: pytest.FixtureRequest) -> None:
     ref, _ = request.getfixturevalue(f"{which}_logits")
-    assert not agreement(np.full_like(ref, ref.mean()), ref, precision)["passed"]
+    assert not agreement(np.full_like(ref, ref.mean()), ref, precision).passed
     # Every sample answered with sample 0's output: constant over the batch.
-    assert not agreement(np.broadcast_to(ref[:1], ref.shape), ref, precision)["passed"]
+    assert not agreement(np.broadcast_to(ref[:1], ref.shape), ref, precision).passed
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
@@ -101,8 +101,8 @@ def test_partial_output_only_first_sample_written_fails(precision: str, rest: st
     out = np.zeros_like(ref) if rest == "zeros" else RNG.standard_normal(ref.shape).astype(ref.dtype)
     out[0] = ref[0]
     result = agreement(out, ref, precision)
-    assert not result["passed"]
-    assert "relative error" in result["reason"] and "sample 0 " not in result["reason"]
+    assert not result.passed
+    assert "relative error" in result.reason and "sample 0 " not in result.reason
 
 
 def test_one_missing_sample_in_a_big_batch_fails_even_at_int8() -> None:
@@ -110,9 +110,9 @@ def test_one_missing_sample_in_a_big_batch_fails_even_at_int8() -> None:
     out = ref.copy()
     out[200] = 0.0  # the batch-level error is only ~1/16, the sample's own is 1.0
     result = agreement(out, ref, "int8")
-    assert result["rel_err"] < accuracy.default_limits("int8").rel_err
-    assert not result["passed"]
-    assert "sample 200" in result["reason"]
+    assert result.rel_err < accuracy.default_limits("int8").rel_err
+    assert not result.passed
+    assert "sample 200" in result.reason
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -122,28 +122,28 @@ def test_nan_or_inf_always_fails(bad: float, precision: str) -> None:
     out = ref.copy()
     out[1, 3] = bad
     result = agreement(out, ref, precision)
-    assert not result["passed"] and result["nonfinite"] == 1
-    assert "NaN/Inf" in result["reason"]
+    assert not result.passed and result.nonfinite == 1
+    assert "NaN/Inf" in result.reason
 
 
 def test_near_tie_flip_is_not_counted_but_a_decisive_flip_is() -> None:
     ref = np.array([[5.0, 4.99999, -3.0, 0.0]])
     flipped_tie = np.array([[4.99999, 5.0, -3.0, 0.0]])
     result = agreement(flipped_tie, ref, "fp16")
-    assert result["passed"] and result["top1_agreement"] is None  # no decisive position
+    assert result.passed and result.top1_agreement is None  # no decisive position
     decisive = np.array([[10.0, 0.0], [0.0, 10.0], [10.0, 0.0], [0.0, 10.0]])
     swapped = decisive.copy()
     swapped[0] = [0.0, 10.0]
     result = agreement(swapped, decisive, "int8")
-    assert result["top1_agreement"] == 0.75 and not result["passed"]
-    assert "top-1 agreement 0.7500 < 0.9" in result["reason"]
+    assert result.top1_agreement == 0.75 and not result.passed
+    assert "top-1 agreement 0.7500 < 0.9" in result.reason
 
 
 def test_max_abs_limit_is_optional_and_checked_when_set() -> None:
     ref = np.ones((2, 4)) * 100
     out = ref + 0.5
-    assert agreement(out, ref, "int8")["passed"]
-    assert not agreement(out, ref, "int8", Limits(0.3, 0.9, 0.9, max_abs=0.1))["passed"]
+    assert agreement(out, ref, "int8").passed
+    assert not agreement(out, ref, "int8", Limits(0.3, 0.9, 0.9, max_abs=0.1)).passed
 
 
 def test_shape_mismatch_and_bad_reference_raise() -> None:
@@ -248,15 +248,20 @@ def test_gate_passes_within_the_drop_and_on_improvement() -> None:
     assert not gate(math.nan, 0.98, 0.5, "top1")[0]
 
 
-def test_record_follows_the_schema() -> None:
+def test_accuracy_record_keeps_the_file_shape_and_round_trips() -> None:
+    from pytest_trt.records import Accuracy, TaskMetric
+
     ref = RNG.standard_normal((2, 10))
-    agree = agreement(ref, ref, "int8")
-    rec = accuracy.record(agree, "top1", 0.97, 0.99, 0.01)
-    assert set(rec) == {"agreement", "metric", "value", "reference", "drop", "max_drop", "passed", "message"}
-    assert rec["drop"] == pytest.approx(0.02) and not rec["passed"]
-    assert "accuracy gate failed: top1 0.9700 vs fp32 0.9900" in rec["message"]
-    no_data = accuracy.record(agree, None, None, None, None)
-    assert no_data["passed"] and no_data["metric"] is None and "no data set" in no_data["message"]
+    passed, message = gate(0.97, 0.99, 0.01, "top1")
+    rec = Accuracy(agreement(ref, ref, "int8"), TaskMetric("top1", 0.97, 0.99, 0.01, passed, message), True)
+    data = rec.to_dict()
+    assert set(data) == {"agreement", "checked_timed_outputs", "metric", "value", "reference", "drop", "max_drop",
+                         "passed", "message"}
+    assert data["drop"] == pytest.approx(0.02) and not rec.passed
+    assert "accuracy gate failed: top1 0.9700 vs fp32 0.9900" in str(data["message"])
+    assert Accuracy.from_dict(data) == rec
+    no_data = Accuracy(agreement(ref, ref, "int8"))
+    assert no_data.passed and "metric" not in no_data.to_dict()
 
 
 # --- bounded checks of big outputs ---------------------------------------------------------
@@ -285,6 +290,6 @@ def test_a_runner_that_fills_only_the_first_item_fails_a_bounded_check() -> None
     items = accuracy.checked_items(64, ref[0].size, budget=4 * ref[0].size)
     assert items is not None and items[-1] == 63
     result = agreement(out[list(items)], ref[list(items)], "fp16", items=items)
-    assert not result["passed"]
-    assert result["checked_items"] == list(items)
-    assert "sample 21 relative error" in result["reason"]  # named by its place in the batch
+    assert not result.passed
+    assert result.checked_items == list(items)
+    assert "sample 21 relative error" in result.reason  # named by its place in the batch

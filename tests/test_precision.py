@@ -76,8 +76,8 @@ def test_fp16_is_close_to_fp32_and_keeps_fp32_io(fp32_onnx: Path, tmp_path: Path
     assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
     x = np.array(data.test_x[:16])
     result = agreement(_run(path, x), _run(fp32_onnx, x), "fp16")
-    assert result["passed"], result["reason"]
-    assert 0 < result["rel_err"] < 1e-2  # it really computed in fp16, and closely
+    assert result.passed, result.reason
+    assert 0 < result.rel_err < 1e-2  # it really computed in fp16, and closely
 
 
 def test_fp16_without_fp32_io_takes_fp16_inputs(fp32_onnx: Path, tmp_path: Path, data: Any) -> None:
@@ -86,7 +86,7 @@ def test_fp16_without_fp32_io_takes_fp16_inputs(fp32_onnx: Path, tmp_path: Path,
     x = np.array(data.test_x[:4])
     out = _run(path, x.astype(np.float16))
     assert out.dtype == np.float16
-    assert agreement(out.astype(np.float32), _run(fp32_onnx, x), "fp16")["passed"]
+    assert agreement(out.astype(np.float32), _run(fp32_onnx, x), "fp16").passed
 
 
 def _zero_points(path: Path) -> list[np.ndarray]:
@@ -115,8 +115,8 @@ def test_int8_is_symmetric_per_channel_qdq_and_agrees(fp32_onnx: Path, tmp_path:
     x = np.array(data.test_x[:64])
     int8_out, ref = _run(path, x), _run(fp32_onnx, x)
     result = agreement(int8_out, ref, "int8")
-    assert result["passed"], result["reason"]
-    assert result["rel_err"] > 1e-4  # really quantized, not a copy of fp32
+    assert result.passed, result.reason
+    assert result.rel_err > 1e-4  # really quantized, not a copy of fp32
     assert np.mean(int8_out.argmax(1) == data.test_y[:64]) >= 0.95
 
 
@@ -137,7 +137,7 @@ def test_fp8_is_float8_qdq_and_agrees_at_basic_optimization(fp32_onnx: Path, tmp
     x = np.array(data.test_x[:64])
     level = precision.ort_optimization_level("fp8")
     result = agreement(_run(path, x, level), _run(fp32_onnx, x), "fp8")
-    assert result["passed"], result["reason"]
+    assert result.passed, result.reason
     with pytest.raises(UnsupportedPrecision, match="distribution"):
         convert(fp32_onnx, "fp8", cache_dir=tmp_path, calibration=calib, method="entropy")
 
@@ -241,4 +241,4 @@ def test_reduced_range_int8_is_its_own_cache_entry_and_agrees(fp32_onnx: Path, t
     reduced = convert(fp32_onnx, "int8", cache_dir=tmp_path, calibration=calib[:32], reduce_range=True)
     assert full != reduced and reduced.name.endswith(".onnx") and "-r7" in reduced.name
     x = np.array(data.test_x[:64])
-    assert agreement(_run(reduced, x), _run(fp32_onnx, x), "int8")["passed"]
+    assert agreement(_run(reduced, x), _run(fp32_onnx, x), "int8").passed

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from pytest_trt.results import ENQUEUE_BOUND, UNSTABLE, Stats, Timing
+from pytest_trt.records import Flag, Stats, Timing
+
+ENQUEUE_BOUND, NOISY, THROTTLED = Flag.ENQUEUE_BOUND, Flag.NOISY, Flag.THROTTLED
 from pytest_trt.stats import (
     ENQUEUE_BOUND_RATIO,
-    UNSTABLE_CV,
+    NOISY_CV,
     median_ci_ranks,
     relative_ci_halfwidth,
     summarize,
@@ -137,16 +139,16 @@ def _timing(cv: float, enqueue_median: float | None = None, wall_s: float = 1.0,
     )
 
 
-def test_flags_unstable_on_cv_or_throttling() -> None:
-    assert case_flags(_timing(cv=UNSTABLE_CV * 0.9)) == []
-    assert case_flags(_timing(cv=UNSTABLE_CV * 1.1)) == [UNSTABLE]
-    assert case_flags(_timing(cv=0.001), throttled=True) == [UNSTABLE]
+def test_flags_noisy_on_cv_and_throttled_on_nvml() -> None:
+    assert case_flags(_timing(cv=NOISY_CV * 0.9)) == []
+    assert case_flags(_timing(cv=NOISY_CV * 1.1)) == [NOISY]
+    assert case_flags(_timing(cv=0.001), throttled=True) == [THROTTLED]
 
 
 def test_flags_enqueue_bound_follows_trtexec_rule() -> None:
     assert case_flags(_timing(cv=0.001, enqueue_median=1e-3 * ENQUEUE_BOUND_RATIO * 0.95)) == []
     assert case_flags(_timing(cv=0.001, enqueue_median=1e-3 * ENQUEUE_BOUND_RATIO * 1.05)) == [ENQUEUE_BOUND]
-    assert case_flags(_timing(cv=0.05, enqueue_median=2e-3)) == [UNSTABLE, ENQUEUE_BOUND]
+    assert case_flags(_timing(cv=0.05, enqueue_median=2e-3)) == [NOISY, ENQUEUE_BOUND]
 
 
 def test_a_full_launch_queue_is_not_enqueue_bound() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_trt import timing
 from pytest_trt.cuda_events import EventPath
+from pytest_trt.stats import thin
 from pytest_trt.timing import (
     MAX_CALLS_PER_SAMPLE,
     STOP_CONVERGED,
@@ -161,7 +162,7 @@ def test_samples_are_thinned_evenly_and_stats_use_all() -> None:
     assert len(t.samples) == 100
     assert t.stats.n > 100
     assert t.stats.throughput == pytest.approx(4 * t.stats.n / t.wall_s)
-    assert timing._thin(np.arange(1000.0), 10) == [
+    assert thin(np.arange(1000.0), 10) == [
         0.0,
         111.0,
         222.0,
