@@ -1,67 +1,145 @@
-"""Baseline files: the runs a later session is gated against.
+"""Baseline files: the runs later sessions are gated against.
 
-A baseline is one versioned JSON file that holds several runs (newest last), each with its
-environment and, per case node id, the bounded latency samples and what else the gate needs.
-Runs are appended, never rewritten, so the gate can see night-to-night spread.
+One versioned JSON file holds several runs (newest last), each one pytest process with its
+environment and, per case, the bounded latency samples and what else the gate needs. Runs are
+appended (``--trt-save-baseline``, or ``pytest-trt baseline add`` from results files), so the gate
+sees how much a case varies between processes; ``pytest-trt baseline`` lists, prunes and accepts.
 
-Writes are atomic (temp file in the same directory, fsync, ``os.replace``) and made under a file
-lock; the file is re-read inside the lock, so two sessions saving at once both land. Loading is
-strict and read-only: any defect is a ``BaselineError`` naming the file and the problem.
+Cases are keyed by ``case_key``: the node id without the directories of its file, so a key does not
+move when pytest's rootdir does (it follows from the paths on the command line). Files written
+before keys existed are keyed by node id and are re-keyed on load.
+
+Writes are atomic (temp file, fsync, rename) under a file lock, re-reading the file inside the lock,
+so two sessions saving at once both land. Loading is strict and bounded: any defect is a
+``BaselineError`` naming the file and the problem, never a traceback; the file is never modified.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from pytest_trt import atomic
+from pytest_trt import atomic, jsonfile
+from pytest_trt.case import Case
+from pytest_trt.records import (
+    JSON,
+    Accuracy,
+    CaseResult,
+    CaseState,
+    Flag,
+    HostLoad,
+    JSONDict,
+    Stats,
+    Telemetry,
+    Timing,
+    case_key,
+)
+from pytest_trt.stats import thin
 
 SCHEMA_VERSION = 1
 TOOL = "pytest-trt"
-MAX_SAMPLES = 1000  # per case and run: enough for the gate's tests, small enough for a git diff
+MAX_SAMPLES = 1000  # per case and run: enough for the gate, small enough for a git diff
+MAX_RUNS = 200
+KEEP_RUNS = 20  # the rolling window a nightly --trt-save-baseline keeps
 LOCK_TIMEOUT_S = 120.0
-
-_RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "run_id": str,
-    "created": str,
-    "environment": dict,
-    "cases": dict,
-}
-_CASE_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "case": dict,
-    "case_id": str,
-    "status": str,
-    "samples": list,
-    "stats": (dict, type(None)),
-}
 
 
 class BaselineError(Exception):
     """A baseline file that cannot be used; the message names the file and the problem."""
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One case of one baseline run."""
+
+    case: Case
+    case_id: str
+    status: CaseState
+    nodeid: str
+    samples: list[float]
+    stats: Stats | None
+    clock: str | None
+    calls_per_sample: int = 1
+    model_hash: str | None = None
+    accuracy: Accuracy = field(default_factory=Accuracy)
+    telemetry: Telemetry | None = None
+    host: HostLoad | None = None
+    flags: list[Flag] = field(default_factory=list)
+    peak_tflops: float | None = None  # the run's GPU calibration (a measured matmul peak)
+
+    @property
+    def median(self) -> float | None:
+        if self.stats is not None:
+            return self.stats.median
+        return sorted(self.samples)[len(self.samples) // 2] if self.samples else None
+
+    @property
+    def method(self) -> tuple[str | None, int]:
+        return self.clock, self.calls_per_sample
+
+    @classmethod
+    def of(cls, result: CaseResult) -> Entry:
+        timing = result.timing
+        return cls(
+            case=result.case, case_id=result.case.id, status=result.status, nodeid=result.nodeid,
+            samples=thin(timing.samples, MAX_SAMPLES) if timing else [], stats=timing.stats if timing else None,
+            clock=timing.clock if timing else None, calls_per_sample=timing.calls_per_sample if timing else 1,
+            model_hash=result.build.model_hash, accuracy=result.accuracy, telemetry=result.telemetry,
+            host=result.host, flags=list(result.flags), peak_tflops=result.build.peak_tflops,
+        )
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "case": {k: v for k, v in self.case.to_dict().items()},
+            "case_id": self.case_id,
+            "nodeid": self.nodeid,
+            "status": self.status.value,
+            "model_hash": self.model_hash,
+            "clock": self.clock,
+            "calls_per_sample": self.calls_per_sample,
+            "samples": list(self.samples),
+            "stats": {k: v for k, v in asdict(self.stats).items()} if self.stats else None,
+            "accuracy": self.accuracy.to_dict(),
+            "telemetry": self.telemetry.to_dict() if self.telemetry else {},
+            "host": self.host.to_dict() if self.host else None,
+            "flags": [f.value for f in self.flags],
+            "peak_tflops": self.peak_tflops,
+        }
+
+    def to_result(self, key: str) -> CaseResult:
+        """The entry in the shape of a case result: enough for the gate and the reports."""
+        from pytest_trt.records import BuildInfo
+
+        timing = None
+        if self.samples and self.stats is not None:
+            timing = Timing(self.clock or "perf_counter", list(self.samples), self.stats, 0, 0.0, 0.0, "",
+                            calls_per_sample=self.calls_per_sample)
+        return CaseResult(self.case, self.nodeid, self.case.model or self.nodeid, self.status, "", timing,
+                          self.accuracy, self.telemetry, self.host,
+                          BuildInfo(model_hash=self.model_hash, peak_tflops=self.peak_tflops),
+                          list(self.flags), key=key)
+
+
 @dataclass
-class BaselineRun:
-    """One saved session: its environment and its cases keyed by node id."""
+class Run:
+    """One saved process: its environment and its cases by key."""
 
     run_id: str
     created: str  # ISO 8601, UTC
-    environment: dict[str, Any]
-    cases: dict[str, dict[str, Any]]
+    environment: JSONDict
+    cases: dict[str, Entry]
+    source: str = ""  # what the run was made from: "pytest" or a results file's name
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "created": self.created,
-            "environment": self.environment,
-            "cases": self.cases,
-        }
+    def to_dict(self) -> JSONDict:
+        data: JSONDict = {"run_id": self.run_id, "created": self.created, "environment": self.environment,
+                          "cases": {key: entry.to_dict() for key, entry in self.cases.items()}}
+        if self.source:
+            data["source"] = self.source
+        return data
 
 
 @dataclass
@@ -69,195 +147,108 @@ class Baseline:
     """The runs of one baseline file, oldest first."""
 
     path: str
-    runs: list[BaselineRun] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
-    def nodeids(self) -> list[str]:
-        """Every node id any run holds, in first-seen order."""
+    def keys(self) -> list[str]:
+        """Every case key any run holds, in first-seen order."""
         seen: dict[str, None] = {}
         for run in self.runs:
             seen.update(dict.fromkeys(run.cases))
         return list(seen)
 
-    def entries(self, nodeid: str) -> list[tuple[BaselineRun, dict[str, Any]]]:
-        """(run, case entry) for every run that holds ``nodeid``, oldest first."""
-        key = self.resolve(nodeid)
-        return [(run, run.cases[key]) for run in self.runs if key in run.cases]
+    def resolve(self, key: str) -> str:
+        """The stored key for ``key`` (a key or a node id): itself, or the one stored key that
+        differs only by leading directories."""
+        known = self.keys()
+        if key in known:
+            return key
+        short = case_key(key)
+        if short in known:
+            return short
+        tails = [k for k in known if k.endswith("/" + key) or key.endswith("/" + k)]
+        return tails[0] if len(tails) == 1 else key
 
-    def resolve(self, nodeid: str) -> str:
-        """The stored node id for ``nodeid``: itself, or the one stored id that differs only by
-        leading directories. Node ids are relative to pytest's rootdir, which moves when, for
-        example, a path outside the project is passed as ``--trt-baseline PATH``."""
-        known = self.nodeids()
-        if nodeid in known:
-            return nodeid
-        tails = [k for k in known if k.endswith("/" + nodeid) or nodeid.endswith("/" + k)]
-        return tails[0] if len(tails) == 1 else nodeid
+    def entries(self, key: str) -> list[tuple[Run, Entry]]:
+        """(run, entry) for every run that holds the case, oldest first."""
+        stored = self.resolve(key)
+        return [(run, run.cases[stored]) for run in self.runs if stored in run.cases]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {"schema_version": SCHEMA_VERSION, "tool": TOOL, "runs": [r.to_dict() for r in self.runs]}
 
 
-def thin(samples: Sequence[float], limit: int = MAX_SAMPLES) -> list[float]:
-    """At most ``limit`` samples picked evenly across the run (keeps slow drifts visible)."""
-    n = len(samples)
-    if n <= limit:
-        return [float(s) for s in samples]
-    step = (n - 1) / (limit - 1)
-    return [float(samples[round(i * step)]) for i in range(limit)]
-
-
-def case_entry(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The baseline entry of one ``CaseResult.to_dict()``."""
-    timing = result.get("timing") or {}
-    build = result.get("build") or {}
-    case = dict(result["case"])
-    return {
-        "case": case,
-        "case_id": str(result.get("case_id") or result["nodeid"]),
-        "status": str(result.get("status", "ok")),
-        "model_hash": build.get("model_hash"),
-        "clock": timing.get("clock"),
-        "calls_per_sample": int(timing.get("calls_per_sample") or 1),
-        "samples": thin(timing.get("samples") or []),
-        "stats": timing.get("stats"),
-        "accuracy": dict(result.get("accuracy") or {}),
-        "telemetry": dict(result.get("telemetry") or {}),
-        "flags": list(result.get("flags") or []),
-    }
-
-
-def entry_to_result(nodeid: str, entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A baseline entry in the shape of ``CaseResult.to_dict()`` (enough for the gate)."""
-    timing = None
-    if entry.get("samples"):
-        timing = {"clock": entry.get("clock"), "samples": list(entry["samples"]), "stats": entry.get("stats"),
-                  "calls_per_sample": int(entry.get("calls_per_sample") or 1)}
-    return {
-        "nodeid": nodeid,
-        "case": entry["case"],
-        "case_id": entry["case_id"],
-        "status": entry["status"],
-        "timing": timing,
-        "accuracy": entry.get("accuracy") or {},
-        "telemetry": entry.get("telemetry") or {},
-        "build": {"model_hash": entry.get("model_hash")},
-        "flags": entry.get("flags") or [],
-    }
-
-
-def new_run(results: Iterable[Mapping[str, Any]], environment: Mapping[str, Any]) -> BaselineRun:
-    """A run from a session's result dicts; a node id seen twice keeps its last result (reruns)."""
+def new_run(results: Iterable[CaseResult], environment: JSONDict, source: str = "pytest",
+            created: str | None = None) -> Run:
+    """A run from one process's results; a key seen twice keeps its last result (reruns)."""
     now = datetime.now(timezone.utc)
-    cases = {str(r["nodeid"]): case_entry(r) for r in results}
-    return BaselineRun(
-        run_id=f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-        created=now.isoformat(timespec="seconds"),
-        environment=dict(environment),
-        cases=cases,
-    )
+    cases = {r.key or case_key(r.nodeid): Entry.of(r) for r in results}
+    return Run(f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}", created or now.isoformat(timespec="seconds"),
+               dict(environment), cases, source)
 
 
-def save(
-    path: str | os.PathLike[str],
-    results: Iterable[Mapping[str, Any]],
-    environment: Mapping[str, Any],
-    *,
-    keep_runs: int = 20,
-) -> Baseline:
-    """Append a run of ``results`` to the baseline at ``path`` (created if absent).
+def save(path: str | os.PathLike[str], runs: Iterable[Run], *, keep_runs: int = KEEP_RUNS) -> Baseline:
+    """Append ``runs`` to the baseline at ``path`` (created if absent), keeping the newest ``keep_runs``.
 
-    Keeps the newest ``keep_runs`` runs. An existing file that does not load is left alone and
-    raises ``BaselineError``: a corrupt baseline is never silently replaced.
+    An existing file that does not load is left alone and raises ``BaselineError``: a corrupt
+    baseline is never silently replaced.
     """
+    added = list(runs)
+    return update(path, lambda baseline: baseline.runs.extend(added), keep_runs=keep_runs)
+
+
+def update(path: str | os.PathLike[str], change: Callable[[Baseline], object], *, keep_runs: int = MAX_RUNS,
+           create: bool = True) -> Baseline:
+    """Load, ``change(baseline)`` in place, trim to ``keep_runs`` and write back, all under the lock."""
     from filelock import FileLock, Timeout
 
     if keep_runs < 1:
         raise ValueError(f"keep_runs must be at least 1, got {keep_runs}")
     target = Path(path)
-    run = new_run(results, environment)
     lock = FileLock(str(target) + ".lock", timeout=LOCK_TIMEOUT_S)
     try:
         with lock:
-            baseline = load(target) if _has_content(target) else Baseline(str(target))
-            baseline.runs = (baseline.runs + [run])[-keep_runs:]
+            exists = target.exists() and target.stat().st_size > 0
+            if not exists and not create:
+                raise BaselineError(f"{target}: baseline file does not exist")
+            baseline = load(target) if exists else Baseline(str(target))
+            change(baseline)
+            baseline.runs = baseline.runs[-keep_runs:]
             atomic.write_json(target, baseline.to_dict())
     except Timeout as exc:
-        why = f"could not lock {lock.lock_file} within {LOCK_TIMEOUT_S:.0f} s"
-        raise BaselineError(f"{target}: {why}") from exc
+        raise BaselineError(f"{target}: could not lock {lock.lock_file} within {LOCK_TIMEOUT_S:.0f} s") from exc
+    except OSError as exc:
+        raise BaselineError(f"{target}: cannot write the baseline: {exc.strerror or exc}") from None
     return baseline
-
-
-def _has_content(path: Path) -> bool:
-    return path.exists() and path.stat().st_size > 0
 
 
 def load(path: str | os.PathLike[str]) -> Baseline:
     """Read and validate a baseline file; never modifies it."""
-    target = Path(path)
     try:
-        text = target.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(f"{target}: baseline file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{target}: cannot read baseline file: {exc}") from None
-    if not text.strip():
-        raise BaselineError(f"{target}: baseline file is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(f"{target}: not valid JSON (truncated or corrupt?): {exc}") from None
-    return from_dict(data, str(target))
+        data = jsonfile.read(path, "baseline file")
+    except jsonfile.FileFormatError as exc:
+        raise BaselineError(str(exc)) from None
+    return from_dict(data, str(path))
 
 
-def from_dict(data: Any, source: str) -> Baseline:
+def from_dict(data: JSON, source: str) -> Baseline:
     """Validate a parsed baseline document; ``source`` names it in errors."""
-    if not isinstance(data, dict):
-        raise BaselineError(f"{source}: expected a JSON object at the top, got {type(data).__name__}")
-    version = data.get("schema_version")
-    if version is None:
-        raise BaselineError(f"{source}: missing 'schema_version' (is this a pytest-trt baseline file?)")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise BaselineError(f"{source}: 'schema_version' must be an integer, got {version!r}")
-    if version > SCHEMA_VERSION:
-        raise BaselineError(
-            f"{source}: schema_version {version} was written by a newer pytest-trt "
-            f"(this one reads version {SCHEMA_VERSION}); upgrade pytest-trt"
-        )
-    if version != SCHEMA_VERSION:
-        raise BaselineError(f"{source}: unsupported schema_version {version} (expected {SCHEMA_VERSION})")
-    runs = data.get("runs")
-    if not isinstance(runs, list):
-        raise BaselineError(f"{source}: 'runs' must be a list of runs")
-    return Baseline(source, [_run(raw, f"{source}: runs[{i}]") for i, raw in enumerate(runs)])
+    from pytest_trt import schema
+
+    try:
+        return schema.baseline(data, source)
+    except schema.SchemaError as exc:
+        raise BaselineError(str(exc)) from None
 
 
-def _run(raw: Any, where: str) -> BaselineRun:
-    _check_fields(raw, _RUN_FIELDS, where)
-    hardware = raw["environment"].get("hardware")
-    if not isinstance(hardware, dict):
-        raise BaselineError(f"{where}: 'environment.hardware' must be an object")
-    cases: dict[str, dict[str, Any]] = {}
-    for nodeid, entry in raw["cases"].items():
-        cases[nodeid] = _case(entry, f"{where}.cases[{nodeid!r}]")
-    return BaselineRun(raw["run_id"], raw["created"], raw["environment"], cases)
+def runs_from_results(results: Iterable[CaseResult], environment: JSONDict, source: str,
+                      created: str | None = None) -> Run:
+    """A results file as a baseline run (``pytest-trt baseline add``, ``compare``). Interrupted cases
+    are left out: they say nothing about the code, and as the newest entry would hide the last one."""
+    kept = [r for r in results if r.status is not CaseState.INTERRUPTED]
+    return new_run(kept, environment, source, created)
 
 
-def _case(entry: Any, where: str) -> dict[str, Any]:
-    _check_fields(entry, _CASE_FIELDS, where)
-    samples = entry["samples"]
-    if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in samples):
-        raise BaselineError(f"{where}: 'samples' must be a list of numbers (seconds)")
-    for key, kind in (("accuracy", dict), ("telemetry", dict), ("flags", list)):
-        if key in entry and not isinstance(entry[key], kind):
-            raise BaselineError(f"{where}: '{key}' must be a {kind.__name__}")
-    return dict(entry)
-
-
-def _check_fields(raw: Any, fields: Mapping[str, type | tuple[type, ...]], where: str) -> None:
-    if not isinstance(raw, dict):
-        raise BaselineError(f"{where}: expected an object, got {type(raw).__name__}")
-    for key, kind in fields.items():
-        if key not in raw:
-            raise BaselineError(f"{where}: missing field '{key}'")
-        if not isinstance(raw[key], kind):
-            raise BaselineError(f"{where}: field '{key}' has the wrong type ({type(raw[key]).__name__})")
+def describe_environment(environment: Mapping[str, JSON]) -> str:
+    hardware = environment.get("hardware")
+    hw: Mapping[str, JSON] = hardware if isinstance(hardware, dict) else {}
+    return str(hw.get("gpu_name") or hw.get("cpu_model") or hw.get("kind") or "unknown device")

@@ -39,6 +39,10 @@ THROTTLING = frozenset(
     {"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"}
 )
 
+# Of those, what a disturbed machine shows: heat and hardware slowdowns. A GPU-bound case at the
+# power limit is capped every night alike ("sw_power_cap"), which is its normal state, not a disturbance.
+DISTURBING = THROTTLING - {"sw_power_cap"}
+
 ENERGY_COUNTER = "counter"  # nvmlDeviceGetTotalEnergyConsumption difference
 ENERGY_INTEGRATED = "power-integration"  # trapezoidal integral of the power samples
 
@@ -230,6 +234,24 @@ class NvmlReader:
     def memory_used_bytes(self) -> int | None:
         info = _optional(self._nvml.nvmlDeviceGetMemoryInfo, self._mem_handle)
         return None if info is None else int(info.used)
+
+
+def settle(device_index: int, timeout_s: float = 5.0, reader: Reader | None = None,
+           clock: Any = time.monotonic, sleep: Any = time.sleep) -> float:
+    """Wait until the GPU no longer reports throttling (after a burst of heavy work, such as the
+    peak measurement, the power-cap reason lingers for a moment); returns the seconds waited."""
+    if reader is None:
+        handle = device_handle(device_index)
+        if handle is None:
+            return 0.0
+        reader = NvmlReader(handle)
+    start = clock()
+    while clock() - start < timeout_s:
+        mask = reader.throttle_mask()
+        if mask is None or not is_throttled(decode_throttle(mask)):
+            break
+        sleep(0.05)
+    return float(clock() - start)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from pytest_trt import matrix, settings
+from pytest_trt.artifacts import torch_fp32
 from pytest_trt.case import Case
-from pytest_trt.context import Context, on_stream, torch_fp32
+from pytest_trt.context import Context, on_stream
 from pytest_trt.model import ModelSpec
 from pytest_trt.runners import create
 
@@ -42,7 +43,7 @@ def runner(request, tmp_path_factory):
         pytest.skip(reason)
     ctx = Context(settings.defaults(cache_dir=tmp_path_factory.mktemp("cache"), batch_sizes=(1, 3),
                                     device=case.device))
-    runner = create(ctx, case, SPEC)
+    runner = create(ctx.artifacts, case, SPEC)
     runner.prepare()
     yield runner
     runner.close()
@@ -92,7 +93,7 @@ def test_cuda_runners_use_a_non_default_stream(runner):
 
 def test_cuda_runners_split_transfers_from_compute(runner):
     """trtexec's H2D / compute / D2H split works through every CUDA runner's own calls."""
-    from pytest_trt.bench import transfer_split
+    from pytest_trt.diagnostics import transfer_split
 
     if not runner.case.is_cuda:
         pytest.skip("CPU runner: no host-device transfers")

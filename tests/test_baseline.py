@@ -19,29 +19,22 @@ import pytest
 from pytest_trt import baseline
 from pytest_trt.baseline import BaselineError
 from pytest_trt.case import Case
-from pytest_trt.results import CaseResult, Stats, Timing
+from pytest_trt.records import Accuracy, BuildInfo, CaseResult, CaseState, Flag, TaskMetric, Timing
+from pytest_trt.stats import summarize, thin
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_result(
-    nodeid: str = "test_m.py::test_x[a]", n: int = 50, base: float = 1e-3, **kw: Any
-) -> dict[str, Any]:
+def make_result(nodeid: str = "test_m.py::test_x[a]", n: int = 50, base: float = 1e-3,
+                flags: list[Flag] | None = None, accuracy: Accuracy | None = None) -> CaseResult:
     samples = [base * (1 + 0.01 * ((i * 7) % 5)) for i in range(n)]
-    stats = Stats(
-        n, min(samples), max(samples), sum(samples) / n, sorted(samples)[n // 2], 0, 0, 0, 0, 0, 0, 0, 0
-    )
-    timing = Timing("perf_counter", samples, stats, 3, 0.2, 0.5, "converged")
-    result = CaseResult(
-        Case("digits-cnn", "onnxruntime", "fp32", 8, "cpu"),
-        nodeid,
-        "digits-cnn",
-        timing=timing,
-        build={"model_hash": "abc"},
-        flags=kw.pop("flags", []),
-        **kw,
-    )
-    return result.to_dict()
+    timing = Timing("perf_counter", samples, summarize(samples, 8, sum(samples)), 3, 0.2, 0.5, "converged")
+    return CaseResult(Case("digits-cnn", "onnxruntime", "fp32", 8, "cpu"), nodeid, "digits-cnn", timing=timing,
+                      build=BuildInfo(model_hash="abc"), flags=flags or [], accuracy=accuracy or Accuracy())
+
+
+def save(path: Path | str, results: list[CaseResult], env: dict[str, Any], keep_runs: int = 20) -> None:
+    baseline.save(path, [baseline.new_run(results, env)], keep_runs=keep_runs)
 
 
 ENV = {
@@ -52,21 +45,22 @@ ENV = {
 
 def test_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
-    result = make_result(n=5000, accuracy={"metric": "top1", "value": 0.98}, flags=["UNSTABLE"])
-    baseline.save(path, [result], ENV)
+    accuracy = Accuracy(None, TaskMetric("top1", 0.98, 0.99, None, True, ""), False)
+    result = make_result(n=5000, accuracy=accuracy, flags=[Flag.NOISY])
+    save(path, [result], ENV)
     loaded = baseline.load(path)
     assert len(loaded.runs) == 1
     run = loaded.runs[0]
     assert run.environment == ENV
     assert run.created.endswith("+00:00")
-    entry = run.cases[result["nodeid"]]
-    assert entry["case_id"] == "digits-cnn-onnxruntime-fp32-bs8"
-    assert entry["model_hash"] == "abc"
-    assert entry["accuracy"]["value"] == 0.98 and entry["flags"] == ["UNSTABLE"]
-    assert len(entry["samples"]) == baseline.MAX_SAMPLES  # thinned evenly
-    assert entry["samples"][0] == result["timing"]["samples"][0]
-    assert entry["samples"][-1] == result["timing"]["samples"][-1]
-    assert entry["stats"] == result["timing"]["stats"]
+    entry = run.cases["test_m.py::test_x[a]"]
+    assert entry.case_id == "digits-cnn-onnxruntime-fp32-bs8" and entry.nodeid == result.nodeid
+    assert entry.model_hash == "abc"
+    assert entry.accuracy.task is not None and entry.accuracy.task.value == 0.98 and entry.flags == [Flag.NOISY]
+    assert result.timing is not None
+    assert len(entry.samples) == baseline.MAX_SAMPLES  # thinned evenly
+    assert entry.samples[0] == result.timing.samples[0] and entry.samples[-1] == result.timing.samples[-1]
+    assert entry.stats == result.timing.stats
     data = json.loads(path.read_text())
     assert data["schema_version"] == 1 and data["tool"] == "pytest-trt"
 
@@ -74,20 +68,20 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_append_and_keep_runs(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "b.json"
     for i in range(4):
-        baseline.save(path, [make_result(base=1e-3 * (i + 1))], ENV, keep_runs=3)
+        save(path, [make_result(base=1e-3 * (i + 1))], ENV, keep_runs=3)
     runs = baseline.load(path).runs
     assert len(runs) == 3
-    assert [r.cases["test_m.py::test_x[a]"]["samples"][0] for r in runs] == pytest.approx([2e-3, 3e-3, 4e-3])
+    assert [r.cases["test_m.py::test_x[a]"].samples[0] for r in runs] == pytest.approx([2e-3, 3e-3, 4e-3])
     assert len({r.run_id for r in runs}) == 3
     assert not list(path.parent.glob("*.tmp"))  # no temp files left behind
 
 
 def test_untimed_case_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
-    broken = CaseResult(Case("m", "torch", "fp16", 1, "cpu"), "t.py::oom", "m", status="oom").to_dict()
-    baseline.save(path, [broken], ENV)
+    broken = CaseResult(Case("m", "torch", "fp16", 1, "cpu"), "t.py::oom", "m", status=CaseState.OOM)
+    save(path, [broken], ENV)
     entry = baseline.load(path).runs[0].cases["t.py::oom"]
-    assert entry["status"] == "oom" and entry["samples"] == [] and entry["stats"] is None
+    assert entry.status is CaseState.OOM and entry.samples == [] and entry.stats is None
 
 
 def good_document() -> dict[str, Any]:
@@ -124,13 +118,22 @@ BAD_DOCUMENTS = {
     "future schema": (_set(["schema_version"], 2), "newer pytest-trt"),
     "old schema": (_set(["schema_version"], 0), "unsupported schema_version 0"),
     "string schema": (_set(["schema_version"], "1"), "must be an integer"),
-    "runs not list": (_set(["runs"], {}), "'runs' must be a list"),
-    "run without cases": (_drop(["runs", 0, "cases"]), "missing field 'cases'"),
-    "run without environment": (_drop(["runs", 0, "environment"]), "missing field 'environment'"),
-    "no hardware": (_drop(["runs", 0, "environment", "hardware"]), "environment.hardware"),
-    "case without samples": (_drop(["runs", 0, "cases", NODE, "samples"]), "missing field 'samples'"),
-    "samples not numbers": (_set(["runs", 0, "cases", NODE, "samples"], ["x"]), "list of numbers"),
+    "runs not list": (_set(["runs"], {}), "runs: expected a list"),
+    "run without cases": (_drop(["runs", 0, "cases"]), r"runs\[0\].cases: expected an object, got null"),
+    "run without environment": (_drop(["runs", 0, "environment"]), "environment: expected an object"),
+    "no hardware": (_drop(["runs", 0, "environment", "hardware"]), "environment.hardware: expected an object"),
+    "case without samples": (_drop(["runs", 0, "cases", NODE, "samples"]), "samples: expected a list"),
+    "samples not numbers": (_set(["runs", 0, "cases", NODE, "samples"], ["x"]), "expected a number of seconds"),
     "case not object": (_set(["runs", 0, "cases", NODE], 3), "expected an object"),
+    "software is a list": (_set(["runs", 0, "environment", "software"], [1]), "software: expected an object"),
+    "software is text": (_set(["runs", 0, "environment", "software"], "x"), "software: expected an object"),
+    "calls not a number": (_set(["runs", 0, "cases", NODE, "calls_per_sample"], "abc"), "calls_per_sample"),
+    "agreement is a list": (_set(["runs", 0, "cases", NODE, "accuracy"], {"agreement": [1]}), "accuracy"),
+    "a NaN sample": (_set(["runs", 0, "cases", NODE, "samples", 0], -1.0), "finite number of seconds above 0"),
+    "a zero sample": (_set(["runs", 0, "cases", NODE, "samples", 0], 0), "finite number of seconds above 0"),
+    "too many samples": (_set(["runs", 0, "cases", NODE, "samples"], [1e-3] * 1001), "1001 items, more than"),
+    "unknown state": (_set(["runs", 0, "cases", NODE, "status"], "great"), "unknown case state"),
+    "huge batch": (_set(["runs", 0, "cases", NODE, "case", "batch_size"], 10**12), "batch_size"),
 }
 
 
@@ -155,8 +158,12 @@ def test_bad_document(tmp_path: Path, name: str) -> None:
         ("", "empty"),
         ("  \n", "empty"),
         ('{"schema_version": 1, "ru', "not valid JSON"),
-        ("[1, 2]", "expected a JSON object"),
-        ("\xff\xfe", "not valid JSON"),
+        ("[1, 2]", "expected an object, got a list"),
+        ("\xff\xfe", "not UTF-8 text|not valid JSON"),
+        ('{"schema_version": 1, "runs": [' + "[" * 100_000, "nests|not valid JSON"),
+        ('{"schema_version": NaN, "runs": []}', "NaN is not a number"),
+        ('{"schema_version": 1, "runs": [], "x": ' + "9" * 5001 + "}", "integer of 5001 digits"),
+        ('{"schema_version": 1, "runs": [], "x": 1e400}', "overflows a float"),
     ],
 )
 def test_unreadable_file(tmp_path: Path, content: str | None, expected: str) -> None:
@@ -176,7 +183,7 @@ def test_save_refuses_to_replace_a_corrupt_file(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
     path.write_text('{"schema_version": 1, "runs": [')
     with pytest.raises(BaselineError, match="not valid JSON"):
-        baseline.save(path, [make_result()], ENV)
+        save(path, [make_result()], ENV)
     assert path.read_text() == '{"schema_version": 1, "runs": ['
 
 
@@ -184,13 +191,17 @@ SAVER = textwrap.dedent(
     """
     import sys
     from pytest_trt import baseline
+    from pytest_trt.case import Case
+    from pytest_trt.records import CaseResult, Timing
+    from pytest_trt.stats import summarize
     env = {"hardware": {"kind": "cpu", "cpu_model": "x"}, "software": {}}
-    results = [{"nodeid": f"t.py::case[{i}]", "case": {"model": "m"}, "case_id": f"c{i}", "status": "ok",
-                "timing": {"clock": "perf_counter", "samples": [1e-3 + k * 1e-9 for k in range(1000)],
-                           "stats": None}} for i in range(60)]
+    samples = [1e-3 + k * 1e-9 for k in range(1000)]
+    timing = Timing("perf_counter", samples, summarize(samples, 1, 1.0), 0, 0.0, 1.0, "converged")
+    results = [CaseResult(Case("m", "torch", "fp32", 1, "cpu"), f"t.py::case[{i}]", "m", timing=timing)
+               for i in range(60)]
     print("ready", flush=True)
     while True:
-        baseline.save(sys.argv[1], results, env, keep_runs=3)
+        baseline.save(sys.argv[1], [baseline.new_run(results, env)], keep_runs=3)
     """
 )
 
@@ -219,7 +230,7 @@ def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
             assert 1 <= len(loaded.runs) <= 3
             for run in loaded.runs:
                 assert len(run.cases) == 60
-                assert all(len(e["samples"]) == 1000 for e in run.cases.values())
+                assert all(len(e.samples) == 1000 for e in run.cases.values())
     assert kills == 6
     assert path.exists()
     assert torn >= 1, "no kill landed during a write; the test proved nothing"
@@ -228,7 +239,7 @@ def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
 def _save_many(path: str, worker: int) -> None:
     for i in range(5):
         result = make_result(nodeid=f"t.py::w{worker}[{i}]")
-        baseline.save(path, [result], ENV, keep_runs=100)
+        save(path, [result], ENV, keep_runs=100)
 
 
 def test_concurrent_saves_lose_nothing(tmp_path: Path) -> None:
@@ -246,26 +257,36 @@ def test_concurrent_saves_lose_nothing(tmp_path: Path) -> None:
 
 
 def test_thin() -> None:
-    assert baseline.thin([1.0, 2.0], 10) == [1.0, 2.0]
-    thinned = baseline.thin([float(i) for i in range(10_001)], 101)
+    assert thin([1.0, 2.0], 10) == [1.0, 2.0]
+    thinned = thin([float(i) for i in range(10_001)], 101)
     assert thinned == [float(i) for i in range(0, 10_001, 100)]
 
 
 def test_entry_to_result_round_trip() -> None:
     result = make_result()
-    entry = baseline.case_entry(result)
-    back = baseline.entry_to_result(result["nodeid"], entry)
-    assert back["timing"]["samples"] == result["timing"]["samples"]
-    assert back["case_id"] == result["case_id"] and back["build"]["model_hash"] == "abc"
+    entry = baseline.Entry.of(result)
+    back = entry.to_result("test_m.py::test_x[a]")
+    assert back.timing is not None and result.timing is not None
+    assert back.timing.samples == result.timing.samples
+    assert back.case == result.case and back.build.model_hash == "abc"
 
 
-def test_node_ids_match_across_a_moved_rootdir(tmp_path: Path) -> None:
-    """pytest's rootdir, and so node ids, can gain or lose leading directories between runs."""
+def test_cases_are_keyed_without_the_directories_that_move_with_the_rootdir(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
-    results = [make_result("proj/test_a.py::test_x[torch-fp32-bs1]"), make_result("test_b.py::test_y[a]")]
-    baseline.save(path, results, ENV)
+    save(path, [make_result("proj/test_a.py::test_x[torch-fp32-bs1]"), make_result("test_b.py::test_y[a]")], ENV)
     loaded = baseline.load(path)
-    assert loaded.resolve("test_a.py::test_x[torch-fp32-bs1]") == "proj/test_a.py::test_x[torch-fp32-bs1]"
-    assert loaded.resolve("outer/test_b.py::test_y[a]") == "test_b.py::test_y[a]"
-    assert loaded.resolve("test_c.py::test_z") == "test_c.py::test_z"  # unknown stays itself
+    assert set(loaded.runs[0].cases) == {"test_a.py::test_x[torch-fp32-bs1]", "test_b.py::test_y[a]"}
+    assert len(loaded.entries("elsewhere/test_a.py::test_x[torch-fp32-bs1]")) == 1
     assert len(loaded.entries("test_a.py::test_x[torch-fp32-bs1]")) == 1
+    assert loaded.runs[0].cases["test_a.py::test_x[torch-fp32-bs1]"].nodeid == "proj/test_a.py::test_x[torch-fp32-bs1]"
+
+
+def test_old_baselines_keyed_by_node_id_still_load_and_match(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    run = baseline.new_run([make_result("benchmarks/test_inference.py::test_latency[x]")], ENV).to_dict()
+    cases = run["cases"]
+    assert isinstance(cases, dict)
+    run["cases"] = {"benchmarks/test_inference.py::test_latency[x]": cases["test_inference.py::test_latency[x]"]}
+    path.write_text(json.dumps({"schema_version": 1, "tool": "pytest-trt", "runs": [run]}))
+    loaded = baseline.load(path)
+    assert len(loaded.entries("pytest_trt/suite/test_inference.py::test_latency[x]")) == 1

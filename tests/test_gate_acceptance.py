@@ -11,22 +11,31 @@ from tests.conftest import FAST
 
 pytest.importorskip("torch")
 
-# A model whose speed a test controls: PYTEST_TRT_TEST_DELAY_MS adds host work to each forward.
+# A model whose speed a test sets exactly: the timing engine reads a virtual clock that each forward
+# advances by PYTEST_TRT_TEST_DELAY_MS (PYTEST_TRT_TEST_CHILD_DELAY_MS in a fresh re-measuring process),
+# and the host readings are fixed (PYTEST_TRT_TEST_BUSY=1: other processes took the CPUs), so these
+# tests decide the same on a quiet and on a loaded host.
 SLOW_CONFTEST = '''
-import os, time
+import os, types
 import pytest, torch
-import pytest_trt.bench
+import pytest_trt.host, pytest_trt.timing
 from pytest_trt import ModelSpec
+from pytest_trt.records import HostLoad
 
-# PYTEST_TRT_TEST_LATER_DELAY_MS: the delay once the gate re-measures (a machine that got quiet again).
-_state = {"remeasured": False}
-_remeasure = pytest_trt.bench.remeasure
+_now = {"ns": 0}
 
-def remeasure(*args, **kwargs):
-    _state["remeasured"] = True
-    return _remeasure(*args, **kwargs)
+def _clock():
+    _now["ns"] += 1_000  # every reading moves a microsecond: loops always progress
+    return _now["ns"]
 
-pytest_trt.bench.remeasure = remeasure
+pytest_trt.timing.time = types.SimpleNamespace(perf_counter_ns=_clock)
+_others = 1.5 if os.environ.get("PYTEST_TRT_TEST_BUSY") == "1" else 0.0
+pytest_trt.host.since = lambda start, *a, **k: HostLoad(1.0, 1.0, None, None, 0.5, 2, others_cpu_s=_others)
+pytest_trt.host.calibration_s = lambda repeats=9: 0.1
+
+def _delay_ms():
+    child = os.environ.get("PYTEST_TRT_REMEASURE") and "PYTEST_TRT_TEST_CHILD_DELAY_MS" in os.environ
+    return float(os.environ["PYTEST_TRT_TEST_CHILD_DELAY_MS" if child else "PYTEST_TRT_TEST_DELAY_MS"])
 
 class Delayed(torch.nn.Module):
     def __init__(self):
@@ -34,12 +43,7 @@ class Delayed(torch.nn.Module):
         self.lin = torch.nn.Linear(16, 4)
 
     def forward(self, x):
-        later = _state["remeasured"] and "PYTEST_TRT_TEST_LATER_DELAY_MS" in os.environ
-        delay = float(os.environ.get("PYTEST_TRT_TEST_LATER_DELAY_MS" if later else "PYTEST_TRT_TEST_DELAY_MS",
-                                     "0")) / 1000
-        end = time.perf_counter() + delay
-        while time.perf_counter() < end:
-            pass
+        _now["ns"] += int(_delay_ms() * 1e6)
         return self.lin(x)
 
 @pytest.fixture
@@ -52,59 +56,86 @@ GATE = [*FAST, "--trt-backend", "torch", "--trt-batch-size", "1", "--trt-min-tim
 
 @pytest.fixture
 def project(pytester, monkeypatch):
-    # An ini file fixes the rootdir, as in a real project: node ids (the baseline's keys) are relative
-    # to it, and without one pytest derives the rootdir from existing paths among the arguments.
+    # An ini file fixes the rootdir, as in a real project.
     pytester.makeini("[pytest]\n")
     pytester.makeconftest(SLOW_CONFTEST)
     pytester.makepyfile(test_gate=TEST)
     monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.0")
+    monkeypatch.delenv("PYTEST_TRT_TEST_CHILD_DELAY_MS", raising=False)
+    monkeypatch.delenv("PYTEST_TRT_TEST_BUSY", raising=False)
     return pytester
 
 
-def test_a_regressed_case_fails_its_own_test_and_junit_shows_it(project, tmp_path, monkeypatch):
-    baseline = tmp_path / "base.json"
-    project.runpytest(*GATE, "--trt-save-baseline", str(baseline)).assert_outcomes(passed=1)
-    data = json.loads(baseline.read_text())
-    assert data["schema_version"] == 1 and len(data["runs"]) == 1
+def saved(project, baseline, runs=3):
+    """A baseline of ``runs`` runs, each its own pytest process, as the README recommends."""
+    for _ in range(runs):
+        project.runpytest(*GATE, "--trt-save-baseline", str(baseline)).assert_outcomes(passed=1)
+    return baseline
 
+
+def test_a_regressed_case_fails_its_own_test_after_fresh_processes_confirm_it(project, tmp_path, monkeypatch):
+    baseline = saved(project, tmp_path / "base.json")
+    data = json.loads(baseline.read_text())
+    assert data["schema_version"] == 1 and len(data["runs"]) == 3
     monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.5")  # +50%: far beyond noise and threshold
-    junit = tmp_path / "junit.xml"
-    md = tmp_path / "gate.md"
+    junit, md, results = tmp_path / "junit.xml", tmp_path / "gate.md", tmp_path / "results.json"
     result = project.runpytest(*GATE, "--trt-baseline", str(baseline), f"--junitxml={junit}",
-                               "--trt-report-md", str(md))
+                               "--trt-report-md", str(md), "--trt-results", str(results))
     result.assert_outcomes(failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    line = "REGRESSION torch-fp32-bs1: median * ms → * ms (×1.*, 98% CI *–*, p=*) exceeds threshold 5%*"
-    result.stdout.fnmatch_lines([line])
+    result.stdout.fnmatch_lines(["*REGRESSION torch-fp32-bs1: median 1.0* ms → 1.5* ms (×1.5*, 98% CI *) slower "
+                                 "than threshold 5.0% and its noise ±* over 3 runs, detectable ≥*in all 3 processes "
+                                 "(re-measured in fresh processes: ×1.5*, ×1.5*)*"])
     assert "Traceback" not in result.stdout.str()
-    assert 'failures="1"' in junit.read_text() and "REGRESSION" in junit.read_text()
-    assert "REGRESSION" in md.read_text()
+    xml = junit.read_text()
+    assert 'failures="1"' in xml and "REGRESSION" in xml
+    assert "samples" not in xml and len(xml) < 4000  # a compact summary property, no raw samples
+    assert "REGRESSION" in md.read_text() and "detectable" in md.read_text()
+    verdict = json.loads(results.read_text())["cases"][0]["verdict"]
+    assert len(verdict["night"]) == 3 and verdict["detectable"] < 0.06
     assert json.loads(baseline.read_text()) == data  # comparing never writes the baseline
 
 
-def test_a_slowdown_that_a_re_measurement_does_not_confirm_passes(project, tmp_path, monkeypatch):
-    baseline = tmp_path / "base.json"
-    project.runpytest(*GATE, "--trt-save-baseline", str(baseline)).assert_outcomes(passed=1)
-    monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.5")  # slow at first ...
-    monkeypatch.setenv("PYTEST_TRT_TEST_LATER_DELAY_MS", "1.0")  # ... as fast as the baseline when re-measured
+def test_a_slowdown_fresh_processes_do_not_confirm_passes(project, tmp_path, monkeypatch):
+    baseline = saved(project, tmp_path / "base.json")
+    monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.5")  # slow in tonight's process ...
+    monkeypatch.setenv("PYTEST_TRT_TEST_CHILD_DELAY_MS", "1.0")  # ... as fast as the baseline in fresh ones
     results = tmp_path / "results.json"
     project.runpytest(*GATE, "--trt-baseline", str(baseline), "--trt-results", str(results)).assert_outcomes(
         passed=1)
     verdict = json.loads(results.read_text())["cases"][0]["verdict"]
     assert verdict["outcome"] == "PASS" and verdict["ratio"] > 1.3
-    assert "not confirmed: re-measured" in verdict["message"] and len(verdict["confirmations"]) == 1
+    assert "only 1 of 3 processes were slower" in verdict["message"] and len(verdict["confirmations"]) == 2
     failed = project.runpytest(*GATE, "--trt-baseline", str(baseline), "--trt-confirm", "0")
-    failed.assert_outcomes(failed=1)  # without confirmation the first measurement decides
+    failed.assert_outcomes(failed=1)  # without confirmation the first process decides
 
 
-def test_an_unchanged_case_passes_and_runs_append_to_the_baseline(project, tmp_path):
-    baseline = tmp_path / "base.json"
-    for _ in range(2):
-        project.runpytest(*GATE, "--trt-save-baseline", str(baseline)).assert_outcomes(passed=1)
-    assert len(json.loads(baseline.read_text())["runs"]) == 2
-    result = project.runpytest(*GATE, "--trt-baseline", str(baseline), "--trt-threshold", "20%")
+def test_a_slowdown_on_a_contended_host_is_inconclusive_not_red(project, tmp_path, monkeypatch):
+    baseline = saved(project, tmp_path / "base.json")
+    monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "3.0")
+    monkeypatch.setenv("PYTEST_TRT_TEST_BUSY", "1")
+    result = project.runpytest(*GATE, "--trt-baseline", str(baseline))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*INCONCLUSIVE torch-fp32-bs1*other processes used 75% of the 2 cores*"])
+
+
+def test_baseline_keys_do_not_move_with_the_rootdir(project, tmp_path, monkeypatch):
+    baseline = saved(project, tmp_path / "base.json", runs=2)
+    outer = project.path.parent
+    monkeypatch.chdir(outer)  # started from elsewhere, naming the test by its path: another rootdir
+    result = project.runpytest(*GATE, "--trt-baseline", str(baseline), "--rootdir", str(outer),
+                               str(project.path / "test_gate.py"))
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["gate: 1 PASS*"])
+
+
+def test_an_unchanged_case_passes_and_nightly_runs_grow_the_baseline(project, tmp_path):
+    baseline = saved(project, tmp_path / "base.json", runs=2)
+    assert len(json.loads(baseline.read_text())["runs"]) == 2
+    result = project.runpytest(*GATE, "--trt-baseline", str(baseline), "--trt-save-baseline", str(baseline))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["gate: 1 PASS*", "*PASS*"])
+    assert len(json.loads(baseline.read_text())["runs"]) == 3
 
 
 def test_other_hardware_is_incomparable_and_never_gated(project, tmp_path, monkeypatch):
@@ -133,7 +164,7 @@ def test_cases_missing_from_the_run_are_reported(project, tmp_path):
         (None, "an existing, readable baseline file"),
         ("", "empty"),
         ('{"schema_version": 1, "runs": [', "not valid JSON"),
-        ("[1, 2]", "JSON object"),
+        ("[1, 2]", "expected an object"),
         ('{"schema_version": 99, "tool": "pytest-trt", "runs": []}', "newer"),
         ('{"schema_version": "one", "tool": "pytest-trt", "runs": []}', "schema_version"),
     ],

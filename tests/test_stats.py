@@ -9,8 +9,6 @@ import pytest
 from scipy.stats import binom
 
 from pytest_trt.records import Flag, Stats, Timing
-
-ENQUEUE_BOUND, NOISY, THROTTLED = Flag.ENQUEUE_BOUND, Flag.NOISY, Flag.THROTTLED
 from pytest_trt.stats import (
     ENQUEUE_BOUND_RATIO,
     NOISY_CV,
@@ -19,6 +17,8 @@ from pytest_trt.stats import (
     summarize,
 )
 from pytest_trt.stats import flags as case_flags
+
+ENQUEUE_BOUND, NOISY, THROTTLED = Flag.ENQUEUE_BOUND, Flag.NOISY, Flag.THROTTLED
 
 
 def test_summarize_matches_numpy() -> None:

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt import timing
 from pytest_trt.cuda_events import EventPath
 from pytest_trt.stats import thin
 from pytest_trt.timing import (
