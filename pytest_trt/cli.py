@@ -51,26 +51,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    import json
-
-    from pytest_trt import report
-    from pytest_trt.results import CaseResult
+    from pytest_trt import jsonfile, report, schema
 
     for name in args.files:
         try:
-            with open(name, encoding="utf-8") as handle:
-                data: dict[str, Any]
-                if name.endswith(".jsonl"):  # the journal a crashed run left: cases only
-                    data = {"cases": [json.loads(line) for line in handle if line.strip()], "environment": {}}
-                else:
-                    data = json.load(handle)
-            results = [CaseResult.from_dict(case) for case in data["cases"]]
-            environment = data["environment"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            print(f"pytest-trt report: error: {name}: not a readable results file ({exc})", file=sys.stderr)
+            if name.endswith(".jsonl"):  # the journal a crashed run left: cases only
+                document = _journal(name)
+            else:
+                document = schema.results(jsonfile.read(name, "results file"), name)
+        except (jsonfile.FileFormatError, schema.SchemaError) as exc:
+            print(f"pytest-trt report: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        sys.stdout.write(report.markdown(results, environment, data.get("verdicts") or []) + "\n")
+        sys.stdout.write(report.markdown_of(document) + "\n")
     return EXIT_OK
+
+
+def _journal(name: str) -> Any:
+    from pytest_trt import jsonfile, schema
+
+    try:
+        with open(name, encoding="utf-8") as handle:
+            lines = [line for line in handle if line.strip()]
+    except OSError as exc:
+        raise jsonfile.FileFormatError(f"{name}: cannot read the journal: {exc.strerror or exc}") from None
+    cases = [schema.result(jsonfile.loads(line, f"{name}: line {i + 1}"), f"{name}: line {i + 1}")
+             for i, line in enumerate(lines)]
+    return schema.ResultsDocument(name, {}, cases)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

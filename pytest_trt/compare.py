@@ -7,17 +7,16 @@ files are still compared (a cross-GPU table is a common question) but nothing is
 
 from __future__ import annotations
 
-import json
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pytest_trt import baseline as baseline_mod
-from pytest_trt import gate
-from pytest_trt.baseline import Baseline, BaselineError, BaselineRun
+from pytest_trt import gate, jsonfile, schema
+from pytest_trt.baseline import Baseline, BaselineError
+from pytest_trt.records import CaseResult, JSONDict
+from pytest_trt.verdict import Outcome, Verdict, format_seconds
 
 
 @dataclass
@@ -26,9 +25,9 @@ class Source:
 
     path: str
     kind: str  # "baseline" or "results"
-    environment: dict[str, Any]
+    environment: JSONDict
     reference: Baseline
-    current: dict[str, dict[str, Any]]  # nodeid -> CaseResult-shaped dict
+    current: dict[str, CaseResult]  # key -> result
 
     @property
     def label(self) -> str:
@@ -40,33 +39,34 @@ class Comparison:
     """Everything ``compare`` shows: sources, verdicts per later source, per-group speed-ups."""
 
     sources: list[Source]
-    nodeids: list[str]
-    verdicts: list[dict[str, gate.Verdict]]  # one dict per source after the first
+    keys: list[str]
+    verdicts: list[dict[str, Verdict]]  # one dict per source after the first
     hardware_notes: list[str]
     geomeans: list[dict[str, tuple[float, int]]] = field(default_factory=list)
 
     @property
-    def regressions(self) -> list[gate.Verdict]:
-        return [v for per in self.verdicts for v in per.values() if v.outcome == gate.REGRESSION]
+    def regressions(self) -> list[Verdict]:
+        return [v for per in self.verdicts for v in per.values() if v.outcome is Outcome.REGRESSION]
 
 
 def load_source(path: str | Path) -> Source:
     """Read a baseline file or a results file; ``BaselineError`` naming the file otherwise."""
     where = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(f"{where}: file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{where}: cannot read file: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(f"{where}: not valid JSON (truncated or corrupt?): {exc}") from None
+        data = jsonfile.read(path, "file")
+    except jsonfile.FileFormatError as exc:
+        raise BaselineError(str(exc)) from None
     if isinstance(data, dict) and "runs" in data:
         return _from_baseline(baseline_mod.from_dict(data, where))
     if isinstance(data, dict) and "cases" in data:
-        return _from_results(data, where)
+        try:
+            document = schema.results(data, where)
+        except schema.SchemaError as exc:
+            raise BaselineError(str(exc)) from None
+        run = baseline_mod.runs_from_results(document.cases, document.environment, Path(where).name,
+                                             document.created or None)
+        current = {key: entry.to_result(key) for key, entry in run.cases.items()}
+        return Source(where, "results", document.environment, Baseline(where, [run]), current)
     raise BaselineError(f"{where}: neither a pytest-trt baseline file ('runs') nor a results file ('cases')")
 
 
@@ -74,31 +74,8 @@ def _from_baseline(reference: Baseline) -> Source:
     if not reference.runs:
         raise BaselineError(f"{reference.path}: baseline file holds no runs")
     newest = reference.runs[-1]
-    current = {nodeid: baseline_mod.entry_to_result(nodeid, e) for nodeid, e in newest.cases.items()}
+    current = {key: entry.to_result(key) for key, entry in newest.cases.items()}
     return Source(reference.path, "baseline", newest.environment, reference, current)
-
-
-def _from_results(data: dict[str, Any], where: str) -> Source:
-    if data.get("schema_version") != 1:
-        version = data.get("schema_version")
-        raise BaselineError(f"{where}: results file has schema_version {version!r}, expected 1")
-    environment, cases = data.get("environment"), data.get("cases")
-    if not isinstance(environment, dict) or not isinstance(environment.get("hardware"), dict):
-        raise BaselineError(f"{where}: results file lacks 'environment.hardware'")
-    if not isinstance(cases, list) or not all(_is_case(c) for c in cases):
-        raise BaselineError(f"{where}: 'cases' must be a list of case results with 'nodeid' and 'case'")
-    current = {str(c["nodeid"]): c for c in cases}
-    try:
-        run = baseline_mod.new_run(cases, environment)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BaselineError(f"{where}: malformed case result: {exc}") from None
-    created = str(data.get("created", run.created))
-    reference = Baseline(where, [BaselineRun(run.run_id, created, environment, run.cases)])
-    return Source(where, "results", environment, reference, current)
-
-
-def _is_case(item: object) -> bool:
-    return isinstance(item, dict) and "nodeid" in item and "case" in item
 
 
 def compare(paths: Sequence[str | Path], *, threshold: float = 0.05, alpha: float = 0.01) -> Comparison:
@@ -107,46 +84,34 @@ def compare(paths: Sequence[str | Path], *, threshold: float = 0.05, alpha: floa
         raise ValueError("compare needs at least two files")
     sources = [load_source(p) for p in paths]
     first = sources[0]
-    nodeids = list(first.current)
+    keys = list(first.current)
     for other in sources[1:]:
-        nodeids += [n for n in other.current if n not in nodeids]
+        keys += [k for k in other.current if k not in keys]
+    policy = gate.Policy(threshold=threshold, alpha=alpha, confirm=0)
     verdicts, notes, geomeans = [], [], []
     for other in sources[1:]:
-        per = {
-            nodeid: gate.judge(
-                other.current[nodeid], first.reference, other.environment, threshold=threshold, alpha=alpha
-            )
-            for nodeid in nodeids
-            if nodeid in other.current
-        }
+        per = {key: gate.judge(gate.Measurement(other.current[key], other.environment), first.reference, policy)
+               for key in keys if key in other.current}
         verdicts.append(per)
         difference = gate.hardware_difference(first.environment, other.environment)
         if difference:
             notes.append(f"{other.label} vs {first.label}: {difference} — comparison, not a gate")
         geomeans.append(_geomeans(per, other.current))
-    return Comparison(sources, nodeids, verdicts, notes, geomeans)
+    return Comparison(sources, keys, verdicts, notes, geomeans)
 
 
-def _geomeans(
-    verdicts: dict[str, gate.Verdict], cases: dict[str, dict[str, Any]]
-) -> dict[str, tuple[float, int]]:
+def _geomeans(verdicts: dict[str, Verdict], cases: dict[str, CaseResult]) -> dict[str, tuple[float, int]]:
     """Geometric-mean speed-up (reference median / this median) per backend/precision."""
     logs: dict[str, list[float]] = {}
-    for nodeid, verdict in verdicts.items():
+    for key, verdict in verdicts.items():
         if verdict.ratio and math.isfinite(verdict.ratio) and verdict.ratio > 0:
-            case = cases[nodeid].get("case") or {}
-            group = f"{case.get('backend', '?')}/{case.get('precision', '?')}"
-            logs.setdefault(group, []).append(-math.log(verdict.ratio))
+            case = cases[key].case
+            logs.setdefault(f"{case.backend}/{case.precision}", []).append(-math.log(verdict.ratio))
     return {g: (math.exp(sum(v) / len(v)), len(v)) for g, v in sorted(logs.items())}
 
 
-def _median(case: dict[str, Any]) -> float | None:
-    timing = case.get("timing") or {}
-    stats = timing.get("stats") or {}
-    if isinstance(stats.get("median"), (int, float)):
-        return float(stats["median"])
-    samples = [float(s) for s in timing.get("samples") or []]
-    return statistics.median(samples) if samples else None
+def _median(case: CaseResult) -> float | None:
+    return case.median
 
 
 def rows(result: Comparison) -> tuple[list[str], list[list[str]]]:
@@ -156,37 +121,35 @@ def rows(result: Comparison) -> tuple[list[str], list[list[str]]]:
     for other in result.sources[1:]:
         header += [f"{other.label}/{first.label} (CI)", "verdict"]
     body = []
-    for nodeid in result.nodeids:
-        holder = next(s.current[nodeid] for s in result.sources if nodeid in s.current)
-        case_id = str(holder.get("case_id") or nodeid)
-        row = [case_id]
+    for key in result.keys:
+        holder = next(s.current[key] for s in result.sources if key in s.current)
+        row = [holder.case.id]
         for source in result.sources:
-            case = source.current.get(nodeid)
-            row.append(gate.format_seconds(_median(case)) if case else "—")
+            case = source.current.get(key)
+            row.append(format_seconds(_median(case)) if case else "—")
         for per in result.verdicts:
-            verdict = per.get(nodeid)
+            verdict = per.get(key)
             row += _verdict_cells(verdict)
         body.append(row)
     return header, body
 
 
-def _verdict_cells(verdict: gate.Verdict | None) -> list[str]:
+def _verdict_cells(verdict: Verdict | None) -> list[str]:
     if verdict is None:
         return ["—", "MISSING"]
     if verdict.ratio is None:
-        return ["—", verdict.outcome]
+        return ["—", verdict.outcome.value]
     ratio = f"×{verdict.ratio:.3f}"
     if verdict.ratio_ci:
         ratio += f" ({verdict.ratio_ci[0]:.3f}–{verdict.ratio_ci[1]:.3f})"
-    return [ratio, verdict.outcome]
+    return [ratio, verdict.outcome.value]
 
 
 def render(result: Comparison, *, markdown: bool = False) -> str:
     """The whole report: header lines, the table, geo-mean speed-ups."""
     lines = [f"pytest-trt compare: reference {result.sources[0].path}"]
     for source in result.sources:
-        hw = source.environment.get("hardware") or {}
-        device = hw.get("gpu_name") or hw.get("cpu_model") or hw.get("kind")
+        device = baseline_mod.describe_environment(source.environment)
         lines.append(f"  {source.label}: {source.kind}, {len(source.current)} cases, {device}")
     lines += [f"  {note}" for note in result.hardware_notes]
     header, body = rows(result)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,13 +10,15 @@ from typing import Any
 
 import pytest
 
-from pytest_trt import results as R
+from pytest_trt import judging
 from pytest_trt.bench import AccuracyLimits, run_case
 from pytest_trt.case import Case
 from pytest_trt.context import Context
 from pytest_trt.model import ModelSpec
+from pytest_trt.records import CaseResult, CaseState, RanOn, case_key
 from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
-from pytest_trt.stash import CONTEXT, RESULT_PROPERTY
+from pytest_trt.stash import CONTEXT, RESULT
+from pytest_trt.verdict import Outcome
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +52,7 @@ def onnx_model(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelS
 
     precision = _ONNX_PRECISION.get(trt_case.precision, trt_case.precision)
     with _recorded(request, trt_case, trt_model, trt_context):
-        return trt_context.onnx(trt_model, precision)[0]
+        return trt_context.artifacts.onnx(trt_model, precision)[0]
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def _runner(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Co
 
     ctx.progress.case(request.node.nodeid, case.to_dict(), spec.name)
     with _recorded(request, case, spec, ctx):
-        runner = create(ctx, case, spec)
+        runner = create(ctx.artifacts, case, spec)
         start = time.perf_counter()
         runner.prepare()
         runner.info.setdefault("prepare_s", time.perf_counter() - start)
@@ -104,20 +105,21 @@ class _recorded:
         if exc is None:
             return
         if isinstance(exc, UnsupportedCase):
-            record(self.request, self._result(R.SKIPPED, str(exc)))
+            record(self.request, self._result(CaseState.SKIPPED, str(exc)))
             pytest.skip(str(exc))
         if is_oom(exc):
             release_memory(self.case)
             message = f"out of memory {self.ctx.progress.where()}: {first_line(exc, 600)}"
-            record(self.request, self._result(R.OOM, message))
+            record(self.request, self._result(CaseState.OOM, message))
             pytest.skip(f"OOM at batch {self.case.batch_size}: {first_line(exc)}")
         if isinstance(exc, BuildError):
-            record(self.request, self._result(R.BUILD_FAILED, str(exc)))
+            record(self.request, self._result(CaseState.BUILD_FAILED, str(exc)))
             # from None: the exporter's own chained traceback adds nothing to its message
             raise pytest.fail.Exception(f"{self.case.id}: {exc}", pytrace=False) from None
 
-    def _result(self, status: str, message: str) -> R.CaseResult:
-        return R.CaseResult(self.case, self.request.node.nodeid, self.spec.name, status, message)
+    def _result(self, status: CaseState, message: str) -> CaseResult:
+        return CaseResult(self.case, self.request.node.nodeid, self.spec.name, status, message,
+                          key=case_key(self.request.node.nodeid))
 
 
 @dataclass(frozen=True)
@@ -158,48 +160,70 @@ def _nvml_handle(index: int) -> Any:
 
 @pytest.fixture
 def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
-              trt_context: Context) -> Callable[..., R.CaseResult]:
+              trt_context: Context) -> Callable[..., CaseResult]:
     """Measure a runner for this case, check its outputs and accuracy, record and gate the result."""
 
-    def bench(runner: Runner | None = None) -> R.CaseResult:
+    def bench(runner: Runner | None = None) -> CaseResult:
         runner = runner if runner is not None else request.getfixturevalue("trt_runner")
         limits = _accuracy_limits(request, trt_context)
         try:
             result = run_case(trt_context, runner, trt_model, trt_case, request.node.nodeid, limits)
         except Exception as exc:
-            # Where it failed, and after how long: the UNet's fp32 batch-256 OOM came after 265 s of
-            # cuDNN autotuning, which the next session's time limits must allow for.
-            where = trt_context.progress.where()
-            if not is_oom(exc):
-                # A backend that refuses the case at run time (ONNX Runtime's CUDA EP refused the
-                # segmenters' batch-256 convolutions) is an ERROR cell of the table; the traceback
-                # still reaches the terminal for a bug report. 600 characters: ONNX Runtime names
-                # the failing cuDNN call after the first 300.
-                message = f"{type(exc).__name__} {where}: {first_line(exc, 600)}"
-                record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.ERROR, message))
-                raise
-            release_memory(trt_case)
-            message = f"out of memory {where}: {first_line(exc, 600)}"
-            record(request, R.CaseResult(trt_case, request.node.nodeid, trt_model.name, R.OOM, message))
-            pytest.skip(f"OOM at batch {trt_case.batch_size}: {first_line(exc)}")
-        result.build["ran_on"] = _ran_on(trt_context)
-        _judge(request, trt_context, result, runner, trt_model)
+            _record_failure(request, trt_case, trt_model, trt_context, exc)
+            raise
+        result.build.ran_on = _ran_on(trt_context)
+        result.key = case_key(request.node.nodeid)
+        rules = judging.policy(trt_context, _marker(request), limits.max_drop)
+        result.verdict = judging.judge(request.config, trt_context, result, rules)
         record(request, result)
-        if result.status != R.OK:
+        if result.status is not CaseState.OK:
             pytest.fail(f"{trt_case.id}: {result.message}", pytrace=False)
-        if result.verdict and result.verdict.get("outcome") == "REGRESSION":
-            pytest.fail(result.verdict["message"], pytrace=False)
+        if result.verdict is not None and result.verdict.failed:
+            failed = result.verdict if result.verdict.outcome is Outcome.REGRESSION else result.verdict.energy
+            assert failed is not None
+            pytest.fail(failed.message, pytrace=False)
         return result
 
     return bench
 
 
-def _ran_on(ctx: Context) -> dict[str, Any]:
+def _record_failure(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Context,
+                    exc: Exception) -> None:
+    """A backend that fails at run time is an ERROR cell (or OOM, then a skip) naming its phase.
+
+    Where it failed, and after how long: an OOM that comes after minutes of cuDNN autotuning needs
+    other time limits than one at the first allocation. 600 characters: ONNX Runtime names the
+    failing cuDNN call after the first 300.
+    """
+    where = ctx.progress.where()
+    if not is_oom(exc):
+        message = f"{type(exc).__name__} {where}: {first_line(exc, 600)}"
+        record(request, CaseResult(case, request.node.nodeid, spec.name, CaseState.ERROR, message,
+                                   key=case_key(request.node.nodeid)))
+        return
+    release_memory(case)
+    message = f"out of memory {where}: {first_line(exc, 600)}"
+    record(request, CaseResult(case, request.node.nodeid, spec.name, CaseState.OOM, message,
+                               key=case_key(request.node.nodeid)))
+    pytest.skip(f"OOM at batch {case.batch_size}: {first_line(exc)}")
+
+
+def _marker(request: pytest.FixtureRequest) -> dict[str, object]:
+    marker = request.node.get_closest_marker("trt")
+    return dict(marker.kwargs) if marker else {}
+
+
+def _ran_on(ctx: Context) -> RanOn:
     """Which device ran the case: with one xdist worker per GPU, each case names its own GPU."""
-    hardware = ctx.environment().get("hardware", {})
-    uuids = hardware.get("gpu_uuids") or [None]
-    return {"device": ctx.device, "gpu_name": hardware.get("gpu_name"), "gpu_uuid": uuids[0],
-            "cpu_model": hardware.get("cpu_model"), "worker": ctx.worker_id}
+    hardware = ctx.environment().get("hardware")
+    hw = hardware if isinstance(hardware, dict) else {}
+    uuids = hw.get("gpu_uuids")
+    first = uuids[0] if isinstance(uuids, list) and uuids else None
+
+    def text(value: object) -> str | None:
+        return None if value is None else str(value)
+
+    return RanOn(ctx.device, text(hw.get("gpu_name")), text(first), text(hw.get("cpu_model")), ctx.worker_id)
 
 
 def _accuracy_limits(request: pytest.FixtureRequest, ctx: Context) -> AccuracyLimits:
@@ -210,45 +234,9 @@ def _accuracy_limits(request: pytest.FixtureRequest, ctx: Context) -> AccuracyLi
     return AccuracyLimits(max_drop=max_drop, metric=metric, agreement=kwargs or None)
 
 
-def _judge(request: pytest.FixtureRequest, ctx: Context, result: R.CaseResult, runner: Runner,
-           spec: ModelSpec) -> None:
-    if ctx.baseline is None:
-        return
-    from pytest_trt import gate
-    from pytest_trt.bench import remeasure
-    from pytest_trt.settings import parse_threshold
-
-    marker = request.node.get_closest_marker("trt")
-    threshold = ctx.settings.threshold
-    if marker and "threshold" in marker.kwargs:
-        threshold = parse_threshold(str(marker.kwargs["threshold"]))
-    limits = _accuracy_limits(request, ctx)
-    current = result.to_dict()
-
-    def judge(case: dict[str, Any]) -> gate.Verdict:
-        return gate.judge(case, ctx.baseline, ctx.environment(), threshold=threshold,
-                          max_accuracy_drop=limits.max_drop)
-
-    def rejudge() -> gate.Verdict:
-        timing = remeasure(ctx, runner, spec, result.case, result.nodeid)
-        return judge({**current, "timing": timing.to_dict()})
-
-    result.verdict = gate.confirm(judge(current), rejudge, ctx.settings.confirm).to_dict()
-
-
-def record(request: pytest.FixtureRequest, result: R.CaseResult) -> None:
-    """Attach the result to the test report: it travels to the xdist controller with it.
-
-    execnet serializes only exact built-in types, so the dict is normalised through JSON first
-    (numpy scalars, str subclasses such as torch's version string, tuples).
-    """
-    plain = json.loads(json.dumps(result.to_dict(), default=_plain))
-    request.node.user_properties.append((RESULT_PROPERTY, plain))
-
-
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)  # numpy scalars
-    return item() if callable(item) else str(value)
+def record(request: pytest.FixtureRequest, result: CaseResult) -> None:
+    """Keep the result on the item: the report hook hands it to the controller (across xdist too)."""
+    request.node.stash[RESULT] = result
 
 
 def is_oom(exc: BaseException) -> bool:

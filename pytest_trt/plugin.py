@@ -39,7 +39,9 @@ def pytest_configure(config: pytest.Config) -> None:
     session.validate(config, ctx)
     config.stash[CONTEXT] = ctx
     if workerinput is None:  # pytest-xdist workers only send reports
-        config.pluginmanager.register(session.Controller(config, ctx), "pytest-trt-controller")
+        from pytest_trt.controller import Controller
+
+        config.pluginmanager.register(Controller(config, ctx), "pytest-trt-controller")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -51,10 +53,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    try:
-        return (yield)
-    finally:
-        from pytest_trt import session
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    from pytest_trt import session
 
-        session.announce_case(item)
+    session.junit_summary(item)  # before the report is made: it copies the item's properties
+    report = yield
+    session.annotate(item, report)
+    return report

@@ -243,7 +243,8 @@ def baseline(value: JSON, source: str) -> Baseline:
 
 
 def _run(value: JSON, where: str) -> Run:
-    from pytest_trt.baseline import Run, case_key
+    from pytest_trt.baseline import Run
+    from pytest_trt.records import case_key
 
     data = _obj(value, where)
     run_id = _text(data.get("run_id"), f"{where}.run_id") or ""

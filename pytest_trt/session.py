@@ -1,13 +1,13 @@
-"""What the plugin hooks do: validate options, parametrize tests, collect results, write files.
+"""What the plugin hooks do: validate options, parametrize tests, carry results, run the controller.
 
-Only the controller (no xdist, or the xdist controller) owns a ``Controller``: workers send their
-results on test reports and never write results, baselines or reports themselves.
+Results ride on test reports (an attribute pytest-xdist carries from workers), so only the
+controller (no xdist, or the xdist controller) owns a ``Controller`` and writes files; workers
+send reports and never write results, baselines or reports themselves.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import json
 from typing import Any
 
 import pytest
@@ -15,8 +15,10 @@ import pytest
 from pytest_trt import matrix
 from pytest_trt.case import Case
 from pytest_trt.context import Context
-from pytest_trt.results import CRASHED, INTERRUPTED, CaseResult
-from pytest_trt.stash import CASE_PROPERTY, RESULT_PROPERTY
+from pytest_trt.records import JSONDict
+from pytest_trt.stash import CASE_PROPERTY, RESULT, RESULT_ATTRIBUTE, SUMMARY_PROPERTY
+
+SENT = pytest.StashKey[bool]()
 
 
 def validate(config: pytest.Config, ctx: Context) -> None:
@@ -54,129 +56,40 @@ def parametrize(metafunc: pytest.Metafunc, ctx: Context) -> None:
     metafunc.parametrize("trt_case", params)
 
 
-def announce_case(item: pytest.Item) -> None:
-    """Send the case with the setup report, so the controller can record it if the process dies in it."""
-    callspec = getattr(item, "callspec", None)
-    case = callspec.params.get("trt_case") if callspec is not None else None
-    if not isinstance(case, Case):
+def annotate(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Put on the report what the controller needs: the case a test is about to time (with its setup
+    report, so a process that dies in the case still names it) and, once, the case's result."""
+    if report.when == "setup":
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("trt_case") if callspec is not None else None
+        if isinstance(case, Case):
+            model = getattr(item, "funcargs", {}).get("trt_model")
+            name = getattr(model, "name", None) or case.model or case.id
+            setattr(report, CASE_PROPERTY, {"case": case.to_dict(), "model_name": name})
+    result = item.stash.get(RESULT, None)
+    if result is not None and not item.stash.get(SENT, False):
+        item.stash[SENT] = True
+        # execnet carries exact built-in types only: normalise through JSON (numpy scalars, str subclasses)
+        setattr(report, RESULT_ATTRIBUTE, json.loads(json.dumps(result.to_dict(), default=str)))
+
+
+def junit_summary(item: pytest.Item) -> None:
+    """A compact JSON summary of the case as a JUnit property: median, ratio, verdict; no samples."""
+    result = item.stash.get(RESULT, None)
+    if result is None or any(name == SUMMARY_PROPERTY for name, _ in item.user_properties):
         return
-    model = getattr(item, "funcargs", {}).get("trt_model")
-    name = getattr(model, "name", None) or case.model or case.id
-    item.user_properties.append((CASE_PROPERTY, {"case": case.to_dict(), "model_name": name}))
+    summary: JSONDict = {"case": result.case.id, "status": result.status.value,
+                         "median_s": result.median, "flags": [f.value for f in result.flags]}
+    if result.verdict is not None:
+        summary.update(verdict=result.verdict.outcome.value, ratio=result.verdict.ratio,
+                       detectable=result.verdict.detectable)
+    item.user_properties.append((SUMMARY_PROPERTY, json.dumps(summary, separators=(",", ":"))))
 
 
-def _worker_crashed(report: pytest.TestReport) -> bool:
-    """pytest-xdist's report for an item whose worker died (it then starts a new worker)."""
-    return bool(report.failed and report.when == "???" and "crashed" in str(report.longrepr))  # type: ignore[comparison-overlap]
+def worker_count(config: pytest.Config) -> int | None:
+    workers = getattr(config, "workerinput", None) or config.getoption("numprocesses", None)
+    return workers if isinstance(workers, int) else None
 
 
-class Controller:
-    """Collects case results from reports; writes results, baseline and reports at the end."""
-
-    def __init__(self, config: pytest.Config, ctx: Context) -> None:
-        self.config = config
-        self.ctx = ctx
-        self.results: dict[str, CaseResult] = {}
-        self.planned: dict[str, dict[str, Any]] = {}  # nodeid → case announced at setup
-        self.written: list[str] = []
-        self.partial = partial_path(ctx)
-        self._journal: Any = None
-        self.finished: set[str] = set()  # node ids whose teardown was reported
-        self.started = time.time()  # progress files older than this belong to other runs
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == CASE_PROPERTY and isinstance(value, dict):
-                self.planned[report.nodeid] = value
-            if name == RESULT_PROPERTY and isinstance(value, dict):
-                result = CaseResult.from_dict(value)
-                if result.nodeid not in self.results:  # setup + call reports carry the same entries
-                    self._journal_write(value)
-                self.results[result.nodeid] = result
-        if report.when == "teardown":
-            self.finished.add(report.nodeid)
-        if report.nodeid in self.planned and report.nodeid not in self.results and _worker_crashed(report):
-            self._record(report.nodeid, CRASHED,
-                         f"{report.longrepr}: the process died inside the case (a native abort or segfault, "
-                         "e.g. in a backend's C++ code); pytest-xdist started a new worker")
-
-    def _record(self, nodeid: str, status: str, message: str, where: dict[str, Any] | None = None) -> None:
-        """A case that never reported a result: recorded with the phase its process last announced."""
-        from pytest_trt import progress
-
-        where = where or progress.read(self.ctx.cache_dir, self.started).get(nodeid)
-        if where is not None:
-            message = f"{message}; it was {progress.describe(where)}"
-        planned = self.planned.get(nodeid) or where
-        assert planned is not None
-        result = CaseResult(Case.from_dict(planned["case"]), nodeid, planned["model_name"], status, message)
-        self._journal_write(result.to_dict())
-        self.results[nodeid] = result
-
-    def _record_interrupted(self) -> None:
-        """Cases started but never finished: the run stopped inside them (their setup included)."""
-        from pytest_trt import progress
-
-        running = progress.read(self.ctx.cache_dir, self.started)
-        for nodeid in dict.fromkeys([*self.planned, *running]):
-            if nodeid not in self.results and nodeid not in self.finished:
-                self._record(nodeid, INTERRUPTED, "the run was interrupted inside the case (Ctrl-C or a "
-                             "time limit) before it finished", running.get(nodeid))
-
-    def _journal_write(self, value: dict[str, Any]) -> None:
-        """Append each result as it arrives, so a crash (a native abort in a backend) loses nothing."""
-        import json
-
-        if self._journal is None:
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
-            self._journal = self.partial.open("w", encoding="utf-8")
-        self._journal.write(json.dumps(value) + "\n")
-        self._journal.flush()
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_trt import progress
-
-        self._record_interrupted()
-        progress.clear(self.ctx.cache_dir, self.started)
-        if not self.results:
-            return
-        from pytest_trt import outputs
-
-        results = list(self.results.values())
-        self.written = outputs.write_all(self.ctx, results)
-        if self._journal is not None:  # the complete file is written: the journal has done its job
-            self._journal.close()
-            self.partial.unlink(missing_ok=True)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results:
-            return
-        from pytest_trt import report
-
-        terminalreporter.write_sep("=", "pytest-trt results")
-        for line in report.table(list(self.results.values())):
-            terminalreporter.write_line(line)
-        for line in report.gate_lines(self.ctx.verdicts):
-            terminalreporter.write_line(line)
-        for path in self.written:
-            terminalreporter.write_line(f"pytest-trt: wrote {path}")
-        warning = self._xdist_cpu_warning()
-        if warning:
-            terminalreporter.write_line(f"pytest-trt: warning: {warning}", yellow=True)
-
-    def _xdist_cpu_warning(self) -> str | None:
-        from pytest_trt.devices import cpu_worker_warning
-
-        workers = getattr(self.config, "workerinput", None) or self.config.getoption("numprocesses", None)
-        if not isinstance(workers, int) or self.ctx.device != "cpu":
-            return None
-        return cpu_worker_warning(workers)
 
 
-def partial_path(ctx: Context) -> Path:
-    """Where results stream during the run: beside the results file, as JSON lines."""
-    from pytest_trt.outputs import results_file
-
-    results = results_file(ctx)
-    return results.with_name(results.name + ".partial.jsonl")

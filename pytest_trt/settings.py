@@ -43,7 +43,8 @@ class Settings:
     benchmark_json: Path | None
     max_drop: float | None  # default task-metric drop limit against fp32
     calibration: str
-    confirm: int = 1  # re-measurements a timing REGRESSION must survive (0: none)
+    confirm: int = 2  # fresh-process re-measurements a suspect slowdown must survive (0: none)
+    energy_threshold: float | None = None  # gate joules per item too (fraction)
     l2: str = "warm"  # "cold": flush the GPU's L2 before each timed iteration
     calls_per_sample: int = 0  # CUDA: calls between two timing events; 0 = auto
     ort_profile: bool = False  # after timing, profile ONNX Runtime node placement in a separate session
@@ -68,8 +69,10 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("save-baseline", "write (or append this run to) a baseline file", None),
     ("results", "this run's full results JSON (default: <cache dir>/results/latest.json)", None),
     ("threshold", "smallest slowdown that may fail, a percentage such as 5% or 3 (default 5%)", "5%"),
-    ("confirm", "re-measure a case the gate finds slower this many times; it fails only if every "
-     "re-measurement is slower too (default 1; 0 turns it off)", "1"),
+    ("confirm", "re-measure a case the gate finds slower in this many fresh processes; it fails only if "
+     "every one is slower too (default 2; 0: the first measurement decides)", "2"),
+    ("energy-threshold", "also gate energy per item (NVML) at this slowdown, a percentage such as 10% "
+     "(default: energy is recorded, not gated)", None),
     ("warmup", "warm-up time per case in seconds (default 0.2)", "0.2"),
     ("min-time", "minimum measured time per case in seconds (default 1.0)", "1.0"),
     ("max-time", "maximum measured time per case in seconds, once --trt-min-iterations are done (default 5.0)",
@@ -155,6 +158,11 @@ def parse_threshold(text: str, option: str = "threshold") -> float:
         return parse(text)
     except ValueError as exc:
         raise fail(option, text, f"a percentage such as 5% ({exc})") from None
+
+
+def _optional_threshold(config: pytest.Config, option: str) -> float | None:
+    text = _raw(config, option)
+    return None if text is None else parse_threshold(text, option)
 
 
 def parse_drop(text: str) -> float:
@@ -251,7 +259,8 @@ def resolve(config: pytest.Config) -> Settings:
         max_drop=parse_drop(max_drop) if max_drop else None,
         calibration=parse_list("calibration", _raw(config, "calibration") or "minmax",
                                CALIBRATION_METHODS)[0],
-        confirm=_count("confirm", _raw(config, "confirm") or "1"),
+        confirm=_count("confirm", _raw(config, "confirm") or "2"),
+        energy_threshold=_optional_threshold(config, "energy-threshold"),
         l2=parse_list("l2", _raw(config, "l2") or "warm", L2_STATES)[0],
         calls_per_sample=parse_calls_per_sample(_raw(config, "calls-per-sample") or "auto"),
         ort_profile=parse_list("ort-profile", _raw(config, "ort-profile") or "off", ("off", "on"))[0] == "on",

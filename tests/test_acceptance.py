@@ -25,7 +25,8 @@ def test_matrix_runs_with_readable_ids_and_writes_results(user_project, tmp_path
         "*test_latency?torch-fp32-bs1? PASSED*", "*test_latency?onnxruntime-fp32-bs4? PASSED*",
         "*pytest-trt results*", "tiny-net", "*backend*precision*batch*median ms*p99 ms*items/s*speed-up*",
     ])
-    assert "<h2>tiny-net</h2><table>" in page.read_text() and page.read_text().count("<tr>") == 5
+    html = page.read_text()
+    assert "<h2>tiny-net</h2>" in html and html.count("<tr") == 5  # the header row and the four cases
     data = json.loads(out.read_text())
     assert data["schema_version"] == 1
     assert data["environment"]["hardware"]["kind"] == "cpu"

@@ -1,4 +1,4 @@
-"""bench.transfer_split and the per-case phase record, with a stand-in runner (CPU hosts have no CUDA)."""
+"""diagnostics.transfer_split and bench's timed loop, with a stand-in runner (CPU hosts have no CUDA)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt import bench
+from pytest_trt import bench, diagnostics
 
 
 class Recorder:
@@ -46,9 +46,9 @@ def fake_split(h2d: Any, compute: Any, d2h: Any, stream: Any, iterations: int) -
 
 def test_transfer_split_drives_the_runners_own_calls_in_order() -> None:
     runner = Recorder()
-    split, error = bench.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
+    split, error = diagnostics.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
     assert error is None and split["compute_s"] == 1e-3
-    assert runner.calls == ["load_inputs", "run", "to_host"] * bench.TRANSFER_ITERATIONS
+    assert runner.calls == ["load_inputs", "run", "to_host"] * diagnostics.TRANSFER_ITERATIONS
 
 
 def test_a_transfer_round_frees_the_previous_rounds_buffers_before_making_its_own() -> None:
@@ -70,13 +70,13 @@ def test_a_transfer_round_frees_the_previous_rounds_buffers_before_making_its_ow
     runner.load_inputs = make  # type: ignore[method-assign]
     runner.run = make  # type: ignore[method-assign]
     runner.to_host = lambda outputs: np.zeros(1, np.float32)  # type: ignore[method-assign]
-    bench.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
-    assert alive_when_made == [0, 1] * bench.TRANSFER_ITERATIONS  # a round's outputs see only its inputs
+    diagnostics.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
+    assert alive_when_made == [0, 1] * diagnostics.TRANSFER_ITERATIONS  # a round's outputs see only its inputs
 
 
 def test_a_runner_that_cannot_be_split_is_recorded_not_raised() -> None:
     runner = Recorder(fail_on="to_host")
-    split, error = bench.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
+    split, error = diagnostics.transfer_split(runner, np.ones((2, 3), np.float32), split=fake_split)  # type: ignore[arg-type]
     assert split == {} and error == "RuntimeError: to_host broke"
 
 
@@ -87,7 +87,7 @@ def test_energy_per_item_counts_every_call_of_a_blocked_case(monkeypatch: Any) -
     from pytest_trt import settings, telemetry, timing
     from pytest_trt.case import Case
     from pytest_trt.context import Context
-    from pytest_trt.results import Stats, Timing
+    from pytest_trt.records import Stats, Timing
 
     stats = Stats(n=100, min=1e-4, max=1e-4, mean=1e-4, median=1e-4, p90=1e-4, p95=1e-4, p99=1e-4, stddev=0.0,
                   cv=0.0, median_ci_low=1e-4, median_ci_high=1e-4, throughput=4 * 1600 / 2.0)
@@ -107,9 +107,10 @@ def test_energy_per_item_counts_every_call_of_a_blocked_case(monkeypatch: Any) -
     monkeypatch.setattr(telemetry, "peak_memory_bytes", lambda device: 1)
     runner = SimpleNamespace(load_inputs=lambda x: x, run=lambda handle: handle, stream=None)
     case = Case("m", "torch", "fp16", 4, "cuda:0")
-    _, record, _ = bench._measure(Context(settings.defaults()), runner, case, np.zeros((4, 3)))
-    assert record["joules_per_item"] == 100.0 * 2.0 / (4 * 100 * 16)
-    assert record["items_per_s_per_w"] == (4 * 100 * 16) / 2.0 / 100.0
+    _, record, _, _ = bench._measure(Context(settings.defaults()), runner, case, np.zeros((4, 3)), "t.py::t")
+    assert record is not None
+    assert record.joules_per_item == 100.0 * 2.0 / (4 * 100 * 16)
+    assert record.items_per_s_per_w == (4 * 100 * 16) / 2.0 / 100.0
 
 
 def test_the_timed_loop_holds_no_earlier_output_while_the_runner_runs() -> None:
@@ -135,6 +136,7 @@ def test_the_timed_loop_holds_no_earlier_output_while_the_runner_runs() -> None:
 
     runner = SimpleNamespace(load_inputs=lambda x: x, run=run, stream=None)
     quick = settings.defaults(warmup_s=0.0, min_time_s=0.01, max_time_s=0.05, min_iterations=5)
-    timing, _, last = bench._measure(Context(quick), runner, Case("m", "torch", "fp32", 1, "cpu"), np.zeros((1, 3)))
+    case = Case("m", "torch", "fp32", 1, "cpu")
+    timing, _, _, last = bench._measure(Context(quick), runner, case, np.zeros((1, 3)), "t.py::t")
     assert len(alive_during_call) >= 5 and not any(alive_during_call)
     assert isinstance(last, Output) and previous[0]() is last

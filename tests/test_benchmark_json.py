@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_trt import benchmark_json
+from pytest_trt.report import benchmark_json
 
 ENV = {"hardware": {"kind": "cpu", "cpu_model": "AMD EPYC", "cpu_count": 2, "gpu_name": None, "gpu_count": 0}}
 

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 
 from pytest_trt import baseline, cli
+from pytest_trt.case import Case
+from pytest_trt.records import CaseResult, Timing
+from pytest_trt.stats import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,43 +34,21 @@ def env(gpu: str | None = None) -> dict[str, Any]:
     }
 
 
-def case_result(
-    model: str, backend: str, median: float, seed: int, precision: str = "fp32"
-) -> dict[str, Any]:
+def case_result(model: str, backend: str, median: float, seed: int, precision: str = "fp32") -> CaseResult:
     samples = list(median * np.exp(np.random.default_rng(seed).normal(0, 0.01, 300)))
-    case = {
-        "model": model,
-        "backend": backend,
-        "precision": precision,
-        "batch_size": 8,
-        "device": "cpu",
-        "variant": "eager",
-    }
-    case_id = f"{model}-{backend}-{precision}-bs8"
-    return {
-        "nodeid": f"tests/test_zoo.py::test_latency[{case_id}]",
-        "case": case,
-        "case_id": case_id,
-        "model_name": model,
-        "status": "ok",
-        "message": "",
-        "timing": {"clock": "perf_counter", "samples": samples, "stats": None},
-        "accuracy": {},
-        "telemetry": {},
-        "build": {},
-        "flags": [],
-        "verdict": None,
-    }
+    case = Case(model, backend, precision, 8, "cpu")
+    timing = Timing("perf_counter", samples, summarize(samples, 8, sum(samples)), 3, 0.1, sum(samples), "converged")
+    return CaseResult(case, f"tests/test_zoo.py::test_latency[{case.id}]", model, timing=timing)
 
 
 def write_baseline(path: Path, medians: dict[str, float], environment: dict[str, Any], seed: int) -> Path:
     results = [case_result(model, "onnxruntime", m, seed + i) for i, (model, m) in enumerate(medians.items())]
-    baseline.save(path, results, environment)
+    baseline.save(path, [baseline.new_run(results, environment)])
     return path
 
 
 def write_results(path: Path, medians: dict[str, float], environment: dict[str, Any], seed: int) -> Path:
-    cases = [case_result(model, "onnxruntime", m, seed + i) for i, (model, m) in enumerate(medians.items())]
+    cases = [case_result(model, "onnxruntime", m, seed + i).to_dict() for i, (model, m) in enumerate(medians.items())]
     path.write_text(json.dumps({"schema_version": 1, "environment": environment, "cases": cases}))
     return path
 
@@ -132,7 +113,7 @@ def test_geomean_per_backend_and_precision(tmp_path: Path, capsys: pytest.Captur
     paths = []
     for name, cases in (("a.json", a_cases), ("b.json", b_cases)):
         path = tmp_path / name
-        path.write_text(json.dumps({"schema_version": 1, "environment": env(), "cases": cases}))
+        path.write_text(json.dumps({"schema_version": 1, "environment": env(), "cases": [c.to_dict() for c in cases]}))
         paths.append(str(path))
     code, out, _ = run(["compare", *paths, "--md"], capsys)
     assert code == 0

@@ -1,24 +1,31 @@
-"""pytest_trt.report: the terminal table's columns for what a run measured."""
+"""pytest_trt.report: one table for terminal, markdown and HTML; text from files escaped for each."""
 
 from __future__ import annotations
 
-from pytest_trt import report
+import re
+
 from pytest_trt.case import Case
-from pytest_trt.results import CaseResult, Stats, Timing
+from pytest_trt.records import CaseResult, Stats, Timing
+from pytest_trt.report import escape, table
+from pytest_trt.verdict import Outcome, Verdict
 
 
-def _result(batch: int, median_s: float, calls: int) -> CaseResult:
+def _result(batch: int, median_s: float, calls: int, model: str = "resnet50") -> CaseResult:
     stats = Stats(n=100, min=median_s, max=median_s, mean=median_s, median=median_s, p90=median_s, p95=median_s,
                   p99=median_s, stddev=0.0, cv=0.0, median_ci_low=median_s, median_ci_high=median_s,
                   throughput=batch / median_s)
     timing = Timing(clock="cuda-event", samples=[median_s], stats=stats, warmup_iterations=1, warmup_s=0.1,
                     wall_s=1.0, stop_reason="converged", calls_per_sample=calls)
     case = Case("resnet50", "torch", "fp32", batch, "cuda:0", "cuda-graph")
-    return CaseResult(case=case, nodeid=f"t::t[{batch}]", model_name="resnet50", status="ok", timing=timing)
+    return CaseResult(case=case, nodeid=f"t::t[{batch}]", model_name=model, timing=timing)
+
+
+def _text(results: list[CaseResult]) -> list[str]:
+    return table.text(table.tables(results)[0])
 
 
 def test_blocks_of_calls_show_so_percentiles_read_as_block_means() -> None:
-    lines = report.table([_result(1, 5e-5, 16), _result(32, 2e-3, 1)])
+    lines = _text([_result(1, 5e-5, 16), _result(32, 2e-3, 1)])
     at = lines[1].index("calls/sample")
     first, second = lines[2], lines[3]
     assert first[at:at + 3] == "16 "
@@ -26,4 +33,27 @@ def test_blocks_of_calls_show_so_percentiles_read_as_block_means() -> None:
 
 
 def test_the_column_is_hidden_when_every_sample_is_one_call() -> None:
-    assert "calls/sample" not in report.table([_result(32, 2e-3, 1)])[1]
+    assert "calls/sample" not in _text([_result(32, 2e-3, 1)])[1]
+
+
+def test_batch_sizes_sort_as_numbers() -> None:
+    rows = table.tables([_result(256, 1e-2, 1), _result(32, 2e-3, 1), _result(1, 1e-3, 1)])[0].rows
+    assert [row[2] for row in rows] == ["1", "32", "256"]
+
+
+def test_the_verdict_and_what_it_could_detect_are_columns() -> None:
+    result = _result(1, 1e-3, 1)
+    result.verdict = Verdict(Outcome.PASS, result.nodeid, result.case.id, 0.03, detectable=0.0361)
+    header = _text([result])[1]
+    assert "verdict" in header and "detectable" in header and "≥3.6%" in _text([result])[2]
+
+
+def test_text_from_files_is_escaped_for_each_medium() -> None:
+    hostile = "net\n## All cases passed ![x](http://e/x.png) <img src=x onerror=alert(1)> \x1b[2J|"
+    model = table.tables([_result(1, 1e-3, 1, model=hostile)])[0]
+    md = "\n".join(table.markdown(model))
+    assert "\n## All" not in md and "![x]" not in md and "\\|" in md
+    assert not re.search(r"(?<!\\)<img", md)  # shown as text, never as a tag
+    assert "<img" not in table.html(model) and "&lt;img" in table.html(model)
+    assert "\x1b" not in "\n".join(table.text(model)) and "\\x1b" in table.text(model)[0]
+    assert escape.markdown("-5 ms") == "\\-5 ms"

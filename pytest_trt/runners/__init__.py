@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pytest_trt.artifacts import Artifacts
 from pytest_trt.case import Case
-from pytest_trt.context import Context
 from pytest_trt.model import ModelSpec
 from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
 
@@ -13,7 +13,7 @@ __all__ = ["BuildError", "Runner", "UnsupportedCase", "create"]
 _ONNX_PRECISION = {"tf32": "fp32"}
 
 
-def create(ctx: Context, case: Case, spec: ModelSpec) -> Runner:
+def create(ctx: Artifacts, case: Case, spec: ModelSpec) -> Runner:
     """A runner for ``case``, not yet prepared. Exports/quantizes ONNX through the session caches."""
     if case.backend in ("torch", "torch-compile"):
         from pytest_trt.runners.torch_runner import TorchRunner
@@ -32,7 +32,8 @@ def create(ctx: Context, case: Case, spec: ModelSpec) -> Runner:
     elif case.backend == "tensorrt":
         from pytest_trt.runners.tensorrt import TensorRTRunner
 
-        calibration = spec.dataset().calib_x if spec.dataset is not None else None
+        dataset = ctx.dataset(spec)
+        calibration = dataset.calib_x if dataset is not None else None
         runner = TensorRTRunner(case, onnx_path, cache_dir=ctx.cache_dir,
                                 batch_sizes=ctx.settings.batch_sizes, calibration=calibration)
     else:

@@ -191,7 +191,7 @@ def measure(names: list[str], weights_dir: Path, cache_dir: Path, batch_size: in
             run = _ort_runner(path, precision.ort_optimization_level(name_precision))
             value = accuracy.evaluate(run, data.test_x, data.test_y, batch_size, metric, data.num_classes)
             fp32_value = value if fp32_value is None else fp32_value
-            rel = accuracy.agreement(run(probe), reference, name_precision)["rel_err"]
+            rel = accuracy.agreement(run(probe), reference, name_precision).rel_err
             calib = "-" if name_precision == "fp32" or name_precision == "fp16" else path.name.split("-")[-2]
             print(f"| {name} | onnxruntime-cpu | {name_precision} | {calib} | {metric} | {value:.4f} | "
                   f"{fp32_value - value:+.4f} | {rel:.2e} |", flush=True)
