@@ -51,13 +51,14 @@ def depth(condition: str) -> int:
 
 def compact(path: Path) -> None:
     """Thin each case's samples to the baseline's bound: the files come back through a small pipe."""
-    from pytest_trt.baseline import thin
+    from pytest_trt.baseline import MAX_SAMPLES
+    from pytest_trt.stats import thin
 
     data = json.loads(path.read_text())
     for case in data.get("cases", []):
         timing = case.get("timing") or {}
         if timing.get("samples"):
-            timing["samples"] = thin(timing["samples"])
+            timing["samples"] = thin(timing["samples"], MAX_SAMPLES)
     path.write_text(json.dumps(data))
 
 
