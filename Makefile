@@ -26,7 +26,7 @@ unit: venv
 	$(PY) -m pytest tests -n 2 $(ARGS)
 
 check: venv
-	$(PY) -m ruff check pytest_trt tests benchmarks
+	$(PY) -m ruff check pytest_trt tests lab benchmarks
 	$(PY) tools/tensorrt_stubs.py .mypy-stubs
 	$(PY) -m mypy
 	$(VENV)/bin/hadolint docker/Dockerfile
