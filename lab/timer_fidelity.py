@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(args.device)
     notes = list(args.note)
     if args.device == "cpu":
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # pinned in requirements/ci.txt
 
         with threadpool_limits(limits=1):
             rows = cpu_rows(args.seconds, args.repeats)
