@@ -25,8 +25,8 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REQUIRED = ("pytest_trt/suite/test_inference.py", "pytest_trt/data/digits.npz", "pytest_trt/py.typed",
-            "pytest_trt/zoo/weights/digits-cnn.npz", "pytest_trt/zoo/weights/shapes-unet.npz")
+REQUIRED = ("pytest_trt/suite/test_inference.py", "pytest_trt/suite/conftest.py", "pytest_trt/data/digits.npz",
+            "pytest_trt/py.typed", "pytest_trt/zoo/weights/digits-cnn.npz", "pytest_trt/zoo/weights/shapes-unet.npz")
 FORBIDDEN = ("lab/", "tests/", "benchmarks/", "tools/", "docker/")
 FAST = ["--trt-device", "cpu", "--trt-warmup", "0.05", "--trt-min-time", "0.1", "--trt-max-time", "0.5",
         "-q", "-p", "no:cacheprovider"]
