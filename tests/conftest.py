@@ -38,7 +38,7 @@ def user_project(pytester):
 
 @pytest.fixture(scope="session")
 def repo_script():
-    """Load a script of the repository (benchmarks/, tools/) by its path, as a module: they are not
+    """Load a script of the repository (lab/, lab/tools/) by its path, as a module: they are not
     packages, and loading by path works in any pytest import mode."""
     import importlib.util
     import sys

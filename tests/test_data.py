@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import sys
 import time
 from pathlib import Path
 
@@ -37,6 +39,57 @@ def test_digits_is_deterministic() -> None:
     second = digits.load()
     assert first is not second
     assert np.array_equal(first.test_x, second.test_x) and np.array_equal(first.calib_y, second.calib_y)
+
+
+# sha256 over the six split arrays' bytes in the order calib_x, calib_y, val_x, val_y, test_x, test_y,
+# computed from load() as it was when it read scikit-learn's bundled digits and split them with
+# train_test_split (scikit-learn 1.9.1, scipy 1.17.1, numpy 2.4.6): the shipped file must give the same.
+DIGITS_SHA256 = "013074b63057f60262c8850abc6e067f21e3b05d4bd860b919f268f52a415795"
+# The same over the raw uint8 images and uint8 labels of each split (calib, val, test), which does
+# not depend on scipy's resampling: it pins the shipped file itself.
+DIGITS_RAW_SHA256 = "85de47a2ad477965b1b77a6f739c2292299a4647ec71be4eb792677672ff46e4"
+
+
+def test_digits_are_the_arrays_scikit_learn_gave() -> None:
+    d = digits.load()
+    digest = hashlib.sha256()
+    for array in (d.calib_x, d.calib_y, d.val_x, d.val_y, d.test_x, d.test_y):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    assert digest.hexdigest() == DIGITS_SHA256
+
+
+def test_digits_file_is_the_raw_data_and_split() -> None:
+    with np.load(digits.DATA_FILE) as archive:
+        images, labels = archive["images"], archive["labels"]
+        splits = [archive[name] for name in digits.SPLITS]
+    assert images.dtype == labels.dtype == np.uint8 and images.shape == (1797, 8, 8) and images.max() == 16
+    assert sorted(np.concatenate(splits).tolist()) == list(range(1797))  # a partition of all images
+    digest = hashlib.sha256()
+    for index in splits:
+        digest.update(images[index].tobytes())
+        digest.update(labels[index].tobytes())
+    assert digest.hexdigest() == DIGITS_RAW_SHA256
+
+
+def test_a_damaged_digits_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    broken = tmp_path / "digits.npz"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(DatasetError, match=r"digits\.npz: cannot read the built-in digits data"):
+        digits._read(broken)
+    np.savez(broken, images=np.zeros((3, 8, 8), np.uint8))
+    with pytest.raises(DatasetError, match="digits.npz: cannot read.*labels"):
+        digits._read(broken)
+
+
+def test_digits_need_no_scikit_learn(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # any import of it now raises ImportError
+    digits.load.cache_clear()
+    try:
+        assert len(digits.load().test_y) == 450
+    finally:
+        digits.load.cache_clear()
 
 
 def test_shapes_generation_is_fast() -> None:

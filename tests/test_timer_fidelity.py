@@ -1,4 +1,4 @@
-"""The timer-fidelity benchmark's bookkeeping (benchmarks/timer_fidelity.py), without timing anything."""
+"""The timer-fidelity benchmark's bookkeeping (lab/timer_fidelity.py), without timing anything."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def tf(repo_script: Any) -> types.ModuleType:
-    module: types.ModuleType = repo_script("benchmarks/timer_fidelity.py")
+    module: types.ModuleType = repo_script("lab/timer_fidelity.py")
     return module
 
 

@@ -54,7 +54,7 @@ def _torch_run(model: torch.nn.Module):  # type: ignore[no-untyped-def]
 def test_digits_cnn_is_accurate_on_the_test_split() -> None:
     d = small.digits.load()
     value = evaluate(_torch_run(small.build("digits-cnn")), d.test_x, d.test_y, 64, "top1", d.num_classes)
-    assert value >= 0.97  # measured 0.9911 (benchmarks/results/README-models.md)
+    assert value >= 0.97  # measured 0.9911 (lab/results/README-models.md)
 
 
 def test_shapes_unet_is_good_but_not_perfect() -> None:

@@ -1,4 +1,4 @@
-"""tools/zoo_table.py: merging the zoo's results files into one grid without inventing cells."""
+"""lab/tools/zoo_table.py: merging the zoo's results files into one grid without inventing cells."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def zt(repo_script: Any) -> types.ModuleType:
-    module: types.ModuleType = repo_script("tools/zoo_table.py")
+    module: types.ModuleType = repo_script("lab/tools/zoo_table.py")
     return module
 
 

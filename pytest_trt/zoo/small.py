@@ -1,6 +1,6 @@
 """Two small trained reference models on the built-in data sets, with committed weights.
 
-``digits-cnn`` classifies the scikit-learn digits (1×32×32); ``shapes-unet`` segments the
+``digits-cnn`` classifies the UCI handwritten digits (1×32×32); ``shapes-unet`` segments the
 procedural shapes set (3×64×64, 4 classes). Both train on a CPU in about a minute
 (``python -m pytest_trt.zoo.train``) and their weights live next to this file as ``.npz``
 (float32 state dicts), so accuracy gates compare real task metrics, not random-weight noise.

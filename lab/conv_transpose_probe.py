@@ -7,7 +7,7 @@ own shapes alone, each configuration in a fresh process (PyTorch caches cuDNN's 
 shape, whatever the benchmark flag), and compares items of the batch with the layer run on each
 item alone, with ample memory and with the device nearly full.
 
-    python benchmarks/conv_transpose_probe.py --out conv_transpose_probe.json
+    python lab/conv_transpose_probe.py --out conv_transpose_probe.json
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Timer fidelity: do pytest-trt's ``measure`` medians agree with independent timers?
 
-    python benchmarks/timer_fidelity.py --device cpu  --out benchmarks/results/timer_fidelity_cpu.json
-    python benchmarks/timer_fidelity.py --device cuda --out $OUT/timer_fidelity_cuda.json
+    python lab/timer_fidelity.py --device cpu  --out lab/results/timer_fidelity_cpu.json
+    python lab/timer_fidelity.py --device cuda --out $OUT/timer_fidelity_cuda.json
 
 CPU: three numpy float32 matmuls (BLAS pinned to one thread) sized at start to about 50 us, 1 ms and
 20 ms, timed by ``measure`` and by ``timeit.Timer.repeat`` (per-call median, both with number=1 and
@@ -44,7 +44,7 @@ import numpy as np
 
 try:
     from pytest_trt.timing import Budget, measure, measure_throughput
-except ImportError:  # run from a checkout without installing: python benchmarks/timer_fidelity.py
+except ImportError:  # run from a checkout without installing: python lab/timer_fidelity.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pytest_trt.timing import Budget, measure, measure_throughput
 
@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(args.device)
     notes = list(args.note)
     if args.device == "cpu":
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # scikit-learn's dependency
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # pinned in requirements/ci.txt
 
         with threadpool_limits(limits=1):
             rows = cpu_rows(args.seconds, args.repeats)
@@ -605,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         row["clocks"] = clock_view(row)
     info["load_average_end"] = list(os.getloadavg())
     result: dict[str, Any] = {
-        "tool": "benchmarks/timer_fidelity.py",
+        "tool": "lab/timer_fidelity.py",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": args.device,
         "machine": info,

@@ -2,8 +2,8 @@
 
 Not a pytest test: a benchmark script whose output is the acceptance evidence of the gate.
 
-    python benchmarks/gate_validation.py --device cpu --out benchmarks/results/gate_validation_cpu.json
-    python benchmarks/gate_validation.py --device cuda --out $OUT/gate_validation_cuda.json
+    python lab/gate_validation.py --device cpu --out lab/results/gate_validation_cpu.json
+    python lab/gate_validation.py --device cuda --out $OUT/gate_validation_cuda.json
 
 Design. Twenty workloads are timed in *sessions* by the project's own timing engine
 (``pytest_trt.timing.measure``: perf_counter on CPU, CUDA events on a non-default stream on GPU) with

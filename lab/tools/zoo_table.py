@@ -1,8 +1,8 @@
 """One table of the GPU zoo from the results files of several runs (the device's calls are <= 10 min,
 so the zoo was measured in pieces).
 
-    python tools/zoo_table.py --out benchmarks/results/README-zoo.md \
-        "session 1=benchmarks/results/h100_zoo1.json" "session 4=zoo5_ort.json" ...
+    python lab/tools/zoo_table.py --out lab/results/README-zoo.md \
+        "session 1=lab/results/h100_zoo1.json" "session 4=zoo5_ort.json" ...
 
 Each argument is LABEL=PATH (results JSON, or the .partial.jsonl journal of a cut run). Where a cell
 was measured in more than one file the later argument wins, and the source column says which; a case

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU runs behind the committed results, one step per call of the device tool (each < 10 min).
-#   bash tools/gpu_session.sh STEP    with $OUT set; onnxruntime-gpu staged into /tmp/site first
+#   bash lab/tools/gpu_session.sh STEP    with $OUT set; onnxruntime-gpu staged into /tmp/site first
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
@@ -59,13 +59,13 @@ core)
   run small 240 $py -m pytest benchmarks --trt-device cuda --trt-backend torch,onnxruntime \
     --trt-precision fp32,tf32,fp16,bf16,int8 --trt-variant eager,cuda-graph --trt-batch-size 1,8,64 \
     -p no:cacheprovider --trt-results "$out/small_cuda.json" --trt-report-md "$out/small_cuda.md"
-  run fidelity 150 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
-  run telemetry 100 $py benchmarks/telemetry_overhead.py --device cuda:0 --out "$out/telemetry_overhead.json"
+  run fidelity 150 $py lab/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  run telemetry 100 $py lab/telemetry_overhead.py --device cuda:0 --out "$out/telemetry_overhead.json"
   ;;
 zoo1) zoo zoo1 resnet50,mobilenet_v3_large,vgg16 560 ;;
 zoo2) zoo zoo2 densenet201,deeplabv3_resnet50,unet 560 ;;
 gate)
-  run gate 330 $py benchmarks/gate_validation.py --device cuda --out "$out/gate_validation_cuda.json"
+  run gate 330 $py lab/gate_validation.py --device cuda --out "$out/gate_validation_cuda.json"
   run compile 220 $py -m pytest benchmarks --trt-device cuda --trt-model resnet50,mobilenet_v3_large,unet \
     --trt-backend torch-compile --trt-precision fp16 --trt-batch-size 1,32,256 "${FAST[@]}" \
     --trt-results "$out/compile.json" --trt-report-md "$out/compile.md"
@@ -76,18 +76,18 @@ core2)
   } >"$out/device.txt" 2>&1
   cat "$out/device.txt"
   run tests 100 $py -m pytest tests/test_timing.py tests/test_telemetry.py -q -p no:cacheprovider -rs
-  run fidelity 130 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
-  run fidelity_telemetry 80 $py benchmarks/timer_fidelity.py --device cuda --telemetry --repeats 5 \
+  run fidelity 130 $py lab/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  run fidelity_telemetry 80 $py lab/timer_fidelity.py --device cuda --telemetry --repeats 5 \
     --skip-overhead --out "$out/timer_fidelity_cuda_telemetry.json"
   run xdist1 100 $py -m pytest benchmarks -n 1 --trt-device cuda --trt-backend torch,onnxruntime \
     --trt-batch-size 1,8 "${FAST[@]}" --trt-results "$out/xdist1_cuda.json"
   tail -n 3 "$out"/tests.log "$out"/xdist1.log >>"$out/device.txt"
   ;;
 gate2) # collection only: judging takes minutes of CPU, so judge the dump here with --judge
-  run gate 560 $py benchmarks/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
+  run gate 560 $py lab/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
   ;;
 gate3) # session 3: as gate2, and every finished block is dumped at once, so the limit loses nothing
-  run gate 570 $py benchmarks/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
+  run gate 570 $py lab/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
   nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv >"$out/device.txt"
   ;;
 core3)
@@ -97,7 +97,7 @@ core3)
   cat "$out/device.txt"
   run tests 100 $py -m pytest tests/test_timing.py tests/test_cuda_events.py tests/test_telemetry.py \
     tests/test_backend_contract.py -q -p no:cacheprovider -rs
-  run fidelity 140 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  run fidelity 140 $py lab/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
   # An OOM cell on purpose (DeepLabV3 fp32 at batch 1024 does not fit 80 GB), then the next case must run.
   run oom 60 $py -m pytest benchmarks --trt-device cuda --trt-model deeplabv3_resnet50 --trt-backend torch \
     --trt-precision fp32 --trt-batch-size 1024,1 "${FAST[@]}" --trt-min-iterations 3 \
@@ -108,7 +108,7 @@ core3)
   tar czf "$out/core3.tgz" -C "$out" --exclude core3.tgz . 2>/dev/null
   ;;
 core3b) # session 3: what core3's limits cut (timer fidelity), then the zoo's ONNX Runtime and UNet cells
-  run fidelity 190 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  run fidelity 190 $py lab/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
   big=(--trt-min-iterations 3 --trt-batch-size 1,32,256)
   run zoo4_ort 225 $py -m pytest benchmarks --trt-device cuda --trt-model densenet201,unet,deeplabv3_resnet50 \
     --trt-backend onnxruntime --trt-precision fp32,fp16 "${big[@]}" "${FAST[@]}" \
@@ -154,7 +154,7 @@ timer4) # session 4: event-path GPU tests, timer fidelity (21 short rounds, SM c
   device_txt
   run tests 90 $py -m pytest tests/test_timing.py tests/test_cuda_events.py tests/test_timer_fidelity.py \
     -q -p no:cacheprovider -rs
-  run fidelity 260 $py benchmarks/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
+  run fidelity 260 $py lab/timer_fidelity.py --device cuda --out "$out/timer_fidelity_cuda.json"
   run zoo5_unet 150 $py -m pytest benchmarks --trt-device cuda --trt-model unet --trt-backend torch \
     --trt-precision tf32,fp16,bf16 --trt-min-iterations 3 --trt-batch-size 1,32 -n 1 \
     --trt-variant eager,channels-last,cuda-graph -k "not (channels-last or cuda-graph) or fp16" \
@@ -164,15 +164,15 @@ timer4) # session 4: event-path GPU tests, timer fidelity (21 short rounds, SM c
   ;;
 timer4b) # session 4: the same fidelity comparison on a spin kernel, whose low power keeps the clocks put
   device_txt
-  run fidelity_spin 230 $py benchmarks/timer_fidelity.py --device cuda --workload spin --skip-overhead \
+  run fidelity_spin 230 $py lab/timer_fidelity.py --device cuda --workload spin --skip-overhead \
     --out "$out/timer_fidelity_cuda_spin.json"
   ;;
 timer4c) # session 4: the loop with auto blocks of calls per event: spin (with host overhead), then matmul
   device_txt
   run tests 40 $py -m pytest tests/test_timing.py tests/test_cuda_events.py -q -p no:cacheprovider -rs
-  run fidelity_spin 200 $py benchmarks/timer_fidelity.py --device cuda --workload spin \
+  run fidelity_spin 200 $py lab/timer_fidelity.py --device cuda --workload spin \
     --out "$out/timer_fidelity_cuda_spin_blocks.json"
-  run fidelity 170 $py benchmarks/timer_fidelity.py --device cuda --skip-overhead \
+  run fidelity 170 $py lab/timer_fidelity.py --device cuda --skip-overhead \
     --out "$out/timer_fidelity_cuda_blocks.json"
   ;;
 zoo6a|zoo6b) # session 5: torch.compile fp16 where the grid lacks it, one model per invocation so a slow
@@ -254,7 +254,7 @@ zoo7a|zoo7b|zoo7c|zoo7d|zoo7e) # session 6: the three cells session 5's limits c
   ;;
 probe7) # session 6: zoo7d's fp32 UNet at batch 256 disagreed with the fp32 reference (rel err 0.39): which layer
   device_txt
-  PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run probe7 570 $py benchmarks/unet_fp32_probe.py \
+  PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True run probe7 570 $py lab/unet_fp32_probe.py \
     --out "$out/unet_fp32_probe.json"
   cat "$out/probe7.log"
   pack probe7
@@ -263,7 +263,7 @@ probe7b|probe7c|probe7d) # session 6: probe7 found the UNet's top ConvTranspose2
   # setting (probe7b ran a 128->64 layer at batch 127/128/256 with ample memory, all right; probe7c runs the
   # UNet's own two shapes, also with the device nearly full; probe7d repeats probe7c: are its errors reproducible)
   device_txt
-  run "$step" 400 $py benchmarks/conv_transpose_probe.py --out "$out/conv_transpose_probe.json"
+  run "$step" 400 $py lab/conv_transpose_probe.py --out "$out/conv_transpose_probe.json"
   cat "$out/$step.log"
   pack "$step"
   ;;
@@ -273,9 +273,9 @@ ort6) # session 5: where ONNX Runtime's time goes on the segmenters (node placem
   cases ort6 170 --trt-model deeplabv3_resnet50,unet --trt-backend onnxruntime --trt-precision fp32,fp16 \
     --trt-batch-size 1 --trt-ort-profile on
   grep -A3 "ONNX Runtime profile" "$out/ort6.log" | head -40
-  run fidelity_telemetry 150 $py benchmarks/timer_fidelity.py --device cuda --workload spin --telemetry \
+  run fidelity_telemetry 150 $py lab/timer_fidelity.py --device cuda --workload spin --telemetry \
     --repeats 11 --skip-overhead --out "$out/timer_fidelity_cuda_spin_telemetry.json"
-  run telemetry 100 $py benchmarks/telemetry_overhead.py --device cuda:0 --out "$out/telemetry_overhead.json"
+  run telemetry 100 $py lab/telemetry_overhead.py --device cuda:0 --out "$out/telemetry_overhead.json"
   tail -n 25 "$out/fidelity_telemetry.log" "$out/telemetry.log"
   pack ort6
   ;;

@@ -6,7 +6,7 @@ on/off ratio should sit inside the off/off spread. Two workloads: a large fp16 G
 a chain of tiny layers at batch 1 (host-enqueue-bound, where a Python sampler thread competing for
 the GIL would show). Also reports the sampler thread's own CPU use.
 
-    python benchmarks/telemetry_overhead.py --device cuda:0 --out telemetry_overhead.json
+    python lab/telemetry_overhead.py --device cuda:0 --out telemetry_overhead.json
 
 Prints a markdown table; writes every measured number, the timer used and the environment to --out.
 """

@@ -9,7 +9,7 @@ every layer whose input or output has 2^31 elements or more. The hook re-runs th
 single items of its own input and compares, so a wrong layer is found where it is, not where its
 error lands. The whole model's items are then compared with the model run on those items alone.
 
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python benchmarks/unet_fp32_probe.py --out probe.json
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python lab/unet_fp32_probe.py --out probe.json
 """
 
 from __future__ import annotations
