@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt import detection
 from pytest_trt.case import PRECISIONS
 
 
@@ -243,7 +244,11 @@ Metric = Callable[[np.ndarray, np.ndarray, int], float]
 METRICS: dict[str, Metric] = {
     "top1": lambda out, y, num_classes: top1(out, y),
     "miou": miou,
+    "map50": detection.map50,
 }
+# Metrics scored from the raw output batch, not from per-position class predictions: mAP decodes
+# boxes and runs NMS itself (pytest_trt.detection), which an argmax over axis 1 would destroy.
+RAW_OUTPUT_METRICS = frozenset({"map50"})
 
 
 def get_metric(name: str) -> Metric:
@@ -280,7 +285,8 @@ def evaluate(
         out = np.asarray(run_batch(np.ascontiguousarray(chunk)))
         if out.shape[0] != batch_size:
             raise ValueError(f"run_batch returned {out.shape[0]} outputs for a batch of {batch_size} inputs")
-        predictions.append(_predictions(out[:real], np.asarray(y).ndim))
+        raw = metric in RAW_OUTPUT_METRICS
+        predictions.append(out[:real] if raw else _predictions(out[:real], np.asarray(y).ndim))
     return score(np.concatenate(predictions), np.asarray(y), num_classes)
 
 
