@@ -98,8 +98,11 @@ def test_onnx_export_and_int8_qdq_run_in_onnx_runtime(model: torch.nn.Module, tm
     assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
     d = scenes.load()
     int8 = precision.convert(path, "int8", cache_dir=tmp_path, calibration=np.asarray(d.calib_x[:128]))
-    ops = [node.op_type for node in onnx.load(str(int8)).graph.node]
-    assert ops.count("QuantizeLinear") >= 7 and "DequantizeLinear" in ops  # activations and weights
+    nodes = onnx.load(str(int8)).graph.node
+    producer = {out: node.op_type for node in nodes for out in node.output}
+    convs = [node for node in nodes if node.op_type == "Conv"]
+    assert len(convs) == 7  # every conv (BN folded), its activation and its weight from Q/DQ pairs
+    assert all(producer.get(conv.input[0]) == producer.get(conv.input[1]) == "DequantizeLinear" for conv in convs)
     x = np.ascontiguousarray(d.test_x[:5])
     reference = _run(model)(x)
     for file, limit in ((path, 1e-5), (int8, None)):
@@ -108,6 +111,9 @@ def test_onnx_export_and_int8_qdq_run_in_onnx_runtime(model: torch.nn.Module, tm
         assert out.shape == reference.shape and np.all(np.isfinite(out))
         if limit is not None:
             assert np.abs(out - reference).max() < limit * np.abs(reference).max()
+        else:  # the plugin's int8 output check (measured rel. error 2.7e-2 with the full calibration split)
+            result = accuracy.agreement(out, reference, "int8")
+            assert result["passed"], result["reason"]
 
 
 def test_dihedral_augmentation_keeps_boxes_exact() -> None:
