@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from pytest_trt import detection
 from pytest_trt.case import PRECISIONS
 from pytest_trt.records import Agreement
 
@@ -39,7 +40,7 @@ class Limits:
 
 
 # Set from errors measured on the two reference models through ONNX Runtime CPU (64 test samples,
-# benchmarks/results/README-models.md): ORT fp32 vs torch fp32 rel. error ≤ 4.6e-7; fp16 ≤ 1.2e-3
+# lab/results/README-models.md): ORT fp32 vs torch fp32 rel. error ≤ 4.6e-7; fp16 ≤ 1.2e-3
 # (worst sample 2.5e-3); int8 ≤ 3.2e-2 (worst 6.3e-2, cosine ≥ 0.998); fp8 ≤ 0.18 (worst 0.40,
 # cosine ≥ 0.917, per-pixel top-1 0.986). A stale output (the previous batch's) measured rel. error
 # 0.72-1.23, worst sample ≥ 1.2, cosine ≤ 0.48, top-1 agreement ≤ 0.82; zero or missing samples
@@ -239,7 +240,11 @@ Metric = Callable[[np.ndarray, np.ndarray, int], float]
 METRICS: dict[str, Metric] = {
     "top1": lambda out, y, num_classes: top1(out, y),
     "miou": miou,
+    "map50": detection.map50,
 }
+# Metrics scored from the raw output batch, not from per-position class predictions: mAP decodes
+# boxes and runs NMS itself (pytest_trt.detection), which an argmax over axis 1 would destroy.
+RAW_OUTPUT_METRICS = frozenset({"map50"})
 
 
 def get_metric(name: str) -> Metric:
@@ -276,7 +281,8 @@ def evaluate(
         out = np.asarray(run_batch(np.ascontiguousarray(chunk)))
         if out.shape[0] != batch_size:
             raise ValueError(f"run_batch returned {out.shape[0]} outputs for a batch of {batch_size} inputs")
-        predictions.append(_predictions(out[:real], np.asarray(y).ndim))
+        raw = metric in RAW_OUTPUT_METRICS
+        predictions.append(out[:real] if raw else _predictions(out[:real], np.asarray(y).ndim))
     return score(np.concatenate(predictions), np.asarray(y), num_classes)
 
 

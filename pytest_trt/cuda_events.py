@@ -3,7 +3,7 @@
 The loop records one event per sample (a call, or a block of short calls: see timing.py), so the
 host cost of one record is the floor of what a per-call sample can time. Reading the events back happens outside the
 samples but bounds how many iterations per second the loop can time. Measured on an H100 (session 3,
-benchmarks/results/README-timer.md), in-loop cost per call / read-back per event: cuda-bindings
+lab/results/README-timer.md), in-loop cost per call / read-back per event: cuda-bindings
 1.60 us / 0.73 us, ctypes into libcuda 1.66 us / 1.01 us, torch 3.17 us / 1.88 us (session 4, with
 the bound recorders and bulk reads below: 1.54 us / 0.47 us for cuda-bindings in one run, 2.37 us /
 0.78 us in another). So cuda-bindings comes first; libcuda serves hosts without it.

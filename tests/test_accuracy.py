@@ -180,8 +180,8 @@ def test_miou_by_hand() -> None:
 
 
 def test_metrics_registry() -> None:
-    assert set(accuracy.METRICS) == {"top1", "miou"}
-    with pytest.raises(ValueError, match="unknown metric 'map'; valid metrics: miou, top1"):
+    assert set(accuracy.METRICS) == {"top1", "miou", "map50"}
+    with pytest.raises(ValueError, match="unknown metric 'map'; valid metrics: map50, miou, top1"):
         accuracy.get_metric("map")
     with pytest.raises(ValueError, match="valid metrics"):
         evaluate(lambda b: b, np.zeros((2, 1)), np.zeros(2), 1, "f1", 2)

@@ -126,7 +126,7 @@ def test_shapes_is_seeded_and_train_set_is_disjoint() -> None:
 
 def test_registry() -> None:
     assert data_registry.get("digits") is digits.load()
-    with pytest.raises(ValueError, match="built-in data sets: digits, shapes"):
+    with pytest.raises(ValueError, match="built-in data sets: digits, shapes, scenes"):
         data_registry.get("imagenet")
 
 

@@ -22,7 +22,13 @@ def _shapes() -> Dataset:
     return shapes.load()
 
 
-BUILTIN: dict[str, Callable[[], Dataset]] = {"digits": _digits, "shapes": _shapes}
+def _scenes() -> Dataset:
+    from pytest_trt.data import scenes
+
+    return scenes.load()
+
+
+BUILTIN: dict[str, Callable[[], Dataset]] = {"digits": _digits, "shapes": _shapes, "scenes": _scenes}
 
 
 def get(name: str) -> Dataset:

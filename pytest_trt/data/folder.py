@@ -28,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_trt.model import TASKS, Dataset
+from pytest_trt.model import Dataset
 
 ARRAY_SUFFIXES = (".npy",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("calib", "val", "test")
 DEFAULT_FRACTIONS = (0.2, 0.2, 0.6)
+# The tasks whose labels a folder or plain arrays can hold; detection boxes need their own format.
+TASKS = ("classification", "segmentation")
 
 
 class DatasetError(ValueError):

@@ -11,7 +11,7 @@ import importlib
 from pytest_trt.model import ModelSpec
 
 # Zoo modules, loaded on first lookup.
-_MODULES = ("pytest_trt.zoo.small", "pytest_trt.zoo.vision")
+_MODULES = ("pytest_trt.zoo.small", "pytest_trt.zoo.detector", "pytest_trt.zoo.vision")
 _registry: dict[str, ModelSpec] = {}
 _loaded = False
 

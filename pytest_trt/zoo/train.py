@@ -3,7 +3,7 @@
 Fixed seeds, deterministic torch algorithms and one CPU thread make a rerun on the same
 software reproduce the committed ``.npz`` files (other CPUs or torch versions may differ in the
 last bits). ``--measure`` then reports fp32 / fp16 / int8 / fp8 task metrics of the committed
-weights through real ONNX Runtime sessions (the numbers in benchmarks/results/README-models.md).
+weights through real ONNX Runtime sessions (the numbers in lab/results/README-models.md).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pytest_trt import accuracy
-from pytest_trt.data import digits, shapes
+from pytest_trt.data import digits, scenes, shapes
 from pytest_trt.model import Dataset
-from pytest_trt.zoo import small
+from pytest_trt.zoo import detector, small
 
 if TYPE_CHECKING:
     import torch
@@ -108,14 +108,70 @@ def train_shapes() -> torch.nn.Module:
     return model
 
 
+def _dihedral(x: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each image flipped and/or transposed at random (8 symmetries of the square); the boxes
+    follow exactly, and every class of the scenes set maps to itself under them."""
+    x, labels = x.copy(), labels.copy()
+    size = x.shape[-1]
+    for i, k in enumerate(rng.integers(0, 8, size=len(x))):
+        real = labels[i, :, 0] >= 0
+        b = labels[i, real, 1:]
+        if k & 1:  # mirror left-right
+            x[i], b = x[i, :, :, ::-1], np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], axis=1)
+        if k & 2:  # mirror top-bottom
+            x[i], b = x[i, :, ::-1, :], np.stack([b[:, 0], size - b[:, 3], b[:, 2], size - b[:, 1]], axis=1)
+        if k & 4:  # transpose
+            x[i], b = x[i].transpose(0, 2, 1), b[:, [1, 0, 3, 2]]
+        labels[i, real, 1:] = b
+    return x, labels
+
+
+def _fit_detector(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
+                  lr: float) -> None:
+    """Adam with a one-cycle schedule; seeded batches and augmentation; the detector's own loss."""
+    import torch
+
+    rng = np.random.default_rng(SEED)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * (len(x) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    model.train()
+    for epoch in range(epochs):
+        order = rng.permutation(len(x))
+        total = 0.0
+        for i in range(len(x) // batch_size):
+            idx = np.sort(order[i * batch_size : (i + 1) * batch_size])
+            batch, labels = _dihedral(np.asarray(x[idx]), np.asarray(y[idx]), rng)
+            has, cls, box = (torch.from_numpy(a) for a in detector.targets(labels))
+            loss = detector.loss(model(torch.from_numpy(batch)), has, cls, box)
+            opt.zero_grad()
+            torch.autograd.backward(loss)
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        print(f"  epoch {epoch + 1}/{epochs}: loss {total / (len(x) // batch_size):.4f}", flush=True)
+    model.eval()
+
+
+def train_detector() -> torch.nn.Module:
+    model = detector.net()
+    x, y = scenes.train_arrays()
+    _fit_detector(model, x, y, epochs=DETECTOR_EPOCHS, batch_size=32, lr=4e-3)
+    return model
+
+
+DETECTOR_EPOCHS = 30
 TRAINERS: dict[str, tuple[Callable[[], torch.nn.Module], Callable[[], Dataset]]] = {
     small.DIGITS_CNN: (train_digits, digits.load),
     small.SHAPES_UNET: (train_shapes, shapes.load),
+    detector.NAME: (train_detector, scenes.load),
 }
+ARCHITECTURES: dict[str, Callable[[], torch.nn.Module]] = {**small.ARCHITECTURES, detector.NAME: detector.net}
+METRIC = {digits.NAME: "top1", shapes.NAME: "miou", scenes.NAME: "map50"}
 
 
 def _score(model: torch.nn.Module, data: Dataset, split: str) -> float:
-    metric = "top1" if data.name == digits.NAME else "miou"
+    metric = METRIC[data.name]
     x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
     return accuracy.evaluate(_torch_runner(model), x, y, 64, metric, data.num_classes)
 
@@ -177,8 +233,8 @@ def measure(names: list[str], weights_dir: Path, cache_dir: Path, batch_size: in
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         data = TRAINERS[name][1]()
-        metric = "top1" if data.name == digits.NAME else "miou"
-        model = small.load_weights(small.ARCHITECTURES[name](), weights_dir / f"{name}.npz")
+        metric = METRIC[data.name]
+        model = small.load_weights(ARCHITECTURES[name](), weights_dir / f"{name}.npz")
         torch_value = _score(model, data, "test")
         print(f"| {name} | torch | fp32 | - | {metric} | {torch_value:.4f} | - | - |", flush=True)
         fp32_path = _export(model, data.test_x[:2], cache_dir / f"{name}.onnx")
