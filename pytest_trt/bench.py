@@ -17,10 +17,10 @@ import numpy as np
 
 from pytest_trt import host
 from pytest_trt import results as R
+from pytest_trt.backends.base import Runner
 from pytest_trt.case import Case
 from pytest_trt.context import Context, on_stream
 from pytest_trt.model import ModelSpec
-from pytest_trt.runners.base import Runner
 
 CHECK_SEED_OFFSET = 1  # the pre-timing check uses other inputs than the timed loop
 TRANSFER_ITERATIONS = 3  # H2D / compute / D2H split: medians of this many event-timed rounds

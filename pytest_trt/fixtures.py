@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from pytest_trt import results as R
+from pytest_trt.backends.base import BuildError, Runner, UnsupportedCase
 from pytest_trt.bench import AccuracyLimits, run_case
 from pytest_trt.case import Case
 from pytest_trt.context import Context
 from pytest_trt.model import ModelSpec
-from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
 from pytest_trt.stash import CONTEXT, RESULT_PROPERTY
 
 
@@ -47,7 +47,7 @@ def trt_model(trt_case: Case) -> ModelSpec:
 def onnx_model(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
                trt_context: Context) -> Path:
     """The exported, precision-converted ONNX file of the case (cached)."""
-    from pytest_trt.runners import _ONNX_PRECISION
+    from pytest_trt.backends import _ONNX_PRECISION
 
     precision = _ONNX_PRECISION.get(trt_case.precision, trt_case.precision)
     with _recorded(request, trt_case, trt_model, trt_context):
@@ -58,7 +58,7 @@ def onnx_model(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelS
 def trt_engine(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
                trt_context: Context) -> Iterator[Runner]:
     """A prepared TensorRT runner (engine built or loaded from the cache) for the case."""
-    from pytest_trt import trt_engine as engine
+    from pytest_trt.backends.trt import engine
 
     if not engine.available():
         pytest.skip(engine.unavailable_reason())
@@ -76,7 +76,7 @@ def trt_runner(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelS
 
 
 def _runner(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Context) -> Iterator[Runner]:
-    from pytest_trt.runners import create
+    from pytest_trt.backends import create
 
     ctx.progress.case(request.node.nodeid, case.to_dict(), spec.name)
     with _recorded(request, case, spec, ctx):

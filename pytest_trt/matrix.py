@@ -47,7 +47,7 @@ def ort_providers() -> tuple[str, ...]:
 
 @cache
 def tensorrt_missing() -> str | None:
-    from pytest_trt import trt_engine
+    from pytest_trt.backends.trt import engine as trt_engine
 
     return None if trt_engine.available() else trt_engine.unavailable_reason()
 

@@ -103,7 +103,7 @@ def table(results: list[CaseResult]) -> list[str]:
 
 def _profile_lines(results: list[CaseResult]) -> list[str]:
     """One line per ONNX Runtime case profiled with --trt-ort-profile on."""
-    from pytest_trt import ort_profile
+    from pytest_trt.backends import ort_profile
 
     found = []
     for r in results:

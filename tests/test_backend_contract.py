@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from pytest_trt import matrix, settings
+from pytest_trt.backends import create
 from pytest_trt.case import Case
 from pytest_trt.context import Context, on_stream, torch_fp32
 from pytest_trt.model import ModelSpec
-from pytest_trt.runners import create
 
 torch = pytest.importorskip("torch")
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_trt import atomic, trt_engine
+from pytest_trt import atomic
+from pytest_trt.backends.base import BuildError, Runner, UnsupportedCase
+from pytest_trt.backends.trt import engine as trt_engine
+from pytest_trt.backends.trt.runner import TensorRTRunner, onnx_input, torch_dtype
 from pytest_trt.case import Case
-from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
-from pytest_trt.runners.tensorrt import TensorRTRunner, onnx_input, torch_dtype
 
 
 def _load_fake() -> types.ModuleType:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from pytest_trt.backends.base import BuildError, Runner, UnsupportedCase
 from pytest_trt.case import Case
 from pytest_trt.context import Context
 from pytest_trt.model import ModelSpec
-from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
 
 __all__ = ["BuildError", "Runner", "UnsupportedCase", "create"]
 
@@ -16,7 +16,7 @@ _ONNX_PRECISION = {"tf32": "fp32"}
 def create(ctx: Context, case: Case, spec: ModelSpec) -> Runner:
     """A runner for ``case``, not yet prepared. Exports/quantizes ONNX through the session caches."""
     if case.backend in ("torch", "torch-compile"):
-        from pytest_trt.runners.torch_runner import TorchRunner
+        from pytest_trt.backends.pytorch import TorchRunner
 
         return TorchRunner(case, spec, module=ctx.module(spec))
     if case.precision in ("int8", "fp8") and spec.dataset is None:
@@ -26,11 +26,11 @@ def create(ctx: Context, case: Case, spec: ModelSpec) -> Runner:
     onnx_path, info = ctx.onnx(spec, _ONNX_PRECISION.get(case.precision, case.precision))
     runner: Runner
     if case.backend == "onnxruntime":
-        from pytest_trt.runners.onnxruntime_runner import OnnxRuntimeRunner
+        from pytest_trt.backends.ort import OnnxRuntimeRunner
 
         runner = OnnxRuntimeRunner(case, onnx_path, cache_dir=ctx.cache_dir)
     elif case.backend == "tensorrt":
-        from pytest_trt.runners.tensorrt import TensorRTRunner
+        from pytest_trt.backends.trt.runner import TensorRTRunner
 
         calibration = spec.dataset().calib_x if spec.dataset is not None else None
         runner = TensorRTRunner(case, onnx_path, cache_dir=ctx.cache_dir,

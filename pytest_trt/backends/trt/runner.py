@@ -3,7 +3,7 @@
 ``run`` binds the input and output addresses, sets the input shape, and enqueues
 ``execute_async_v3`` on the runner's non-default stream; with the "cuda-graph" variant it replays a
 CUDA graph captured from that same call instead. Engines are built or loaded by
-pytest_trt.trt_engine. ``trt`` is the seam: tests pass a fake module, production imports
+pytest_trt.backends.trt.engine. ``trt`` is the seam: tests pass a fake module, production imports
 ``tensorrt`` lazily.
 """
 
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_trt import trt_engine
+from pytest_trt.backends.base import BuildError, UnsupportedCase
+from pytest_trt.backends.trt import engine as trt_engine
 from pytest_trt.case import Case
-from pytest_trt.runners.base import BuildError, UnsupportedCase
 
 if TYPE_CHECKING:
     import tensorrt
@@ -80,7 +80,7 @@ class _Graph:
 
 
 class TensorRTRunner:
-    """Runs one case through a TensorRT engine (Runner protocol, pytest_trt/runners/base.py).
+    """Runs one case through a TensorRT engine (Runner protocol, pytest_trt/backends/base.py).
 
     ``batch_sizes`` are all batch sizes the session will run for this model and precision: one
     engine with one optimization profile serves them all, so each is built once.

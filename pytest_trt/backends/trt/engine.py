@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_trt import atomic
+from pytest_trt.backends.base import BuildError, UnsupportedCase
 from pytest_trt.case import PRECISIONS
-from pytest_trt.runners.base import BuildError, UnsupportedCase
 
 if TYPE_CHECKING:
     import tensorrt

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_trt.backends.base import BuildError
 from pytest_trt.case import Case
-from pytest_trt.runners.base import BuildError
 
 _ORT_TO_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
@@ -45,8 +45,8 @@ class OnnxRuntimeRunner:
             "use_tf32": int(self.case.precision == "tf32"),  # ORT enables TF32 by default: fp32 means fp32
         })
         if self.case.variant == "trt-ep":
+            from pytest_trt.backends import ort_trt_ep
             from pytest_trt.export import INPUT_NAME
-            from pytest_trt.runners import ort_trt_ep
 
             trt = ort_trt_ep.provider_options(self.case, self.cache_dir, input_name=INPUT_NAME)
             return [p for p in trt if p[0] == "TensorrtExecutionProvider"] + [cuda, "CPUExecutionProvider"]
@@ -142,7 +142,7 @@ class OnnxRuntimeRunner:
         """
         import onnxruntime as ort
 
-        from pytest_trt import ort_profile
+        from pytest_trt.backends import ort_profile
 
         options = self._options()
         options.enable_profiling = True

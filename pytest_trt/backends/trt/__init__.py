@@ -1,0 +1,1 @@
+"""TensorRT: engines built and cached from the case's ONNX, and the runner that executes them."""
