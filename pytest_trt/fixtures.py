@@ -58,10 +58,10 @@ def onnx_model(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelS
 def trt_engine(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
                trt_context: Context) -> Iterator[Runner]:
     """A prepared TensorRT runner (engine built or loaded from the cache) for the case."""
-    from pytest_trt.backends.trt import engine
+    from pytest_trt.backends.trt import probe
 
-    if not engine.available():
-        pytest.skip(engine.unavailable_reason())
+    if not probe.available():
+        pytest.skip(probe.unavailable_reason())
     if trt_case.backend != "tensorrt":
         trt_case = Case(trt_case.model, "tensorrt", trt_case.precision, trt_case.batch_size,
                         trt_case.device, trt_case.variant)

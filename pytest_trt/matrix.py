@@ -47,9 +47,9 @@ def ort_providers() -> tuple[str, ...]:
 
 @cache
 def tensorrt_missing() -> str | None:
-    from pytest_trt.backends.trt import engine as trt_engine
+    from pytest_trt.backends.trt import probe
 
-    return None if trt_engine.available() else trt_engine.unavailable_reason()
+    return None if probe.available() else probe.unavailable_reason()
 
 
 def resolve_device(requested: str) -> str:
