@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_trt.model import ModelSpec
+from pytest_trt.model import Dataset, ModelSpec
 from pytest_trt.results import CaseResult
 from pytest_trt.settings import Settings
 
@@ -40,6 +40,7 @@ class Context:
         self._references: dict[tuple[str, int, int, str, tuple[int, ...] | None], np.ndarray] = {}
         self._metrics: dict[str, float] = {}
         self._flops: dict[tuple[str, int], int | None] = {}
+        self._datasets: dict[str, Dataset | None] = {}
         self._progress: Progress | None = None
 
     @property
@@ -61,6 +62,18 @@ class Context:
     @property
     def cache_dir(self) -> Path:
         return self.settings.cache_dir
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        return self.settings.batch_sizes
+
+    def dataset(self, spec: ModelSpec) -> Dataset | None:
+        """The spec's data set, loaded once per session: loading reads files or generates the data."""
+        if spec.dataset is None:
+            return None
+        if spec.name not in self._datasets:
+            self._datasets[spec.name] = spec.dataset()
+        return self._datasets[spec.name]
 
     def environment(self) -> dict[str, Any]:
         if self._environment is None:
@@ -86,7 +99,8 @@ class Context:
             from pytest_trt.export import export_onnx
 
             path, info = export_onnx(spec, self.module(spec), self.cache_dir)
-            calibration = spec.dataset().calib_x if spec.dataset is not None else None
+            dataset = self.dataset(spec)
+            calibration = dataset.calib_x if dataset is not None else None
             converted = precision_step.convert(
                 path, precision, cache_dir=self.cache_dir, calibration=calibration,
                 method=self.settings.calibration,
@@ -125,7 +139,7 @@ class Context:
         if spec.name not in self._metrics:
             from pytest_trt import accuracy
 
-            dataset = spec.dataset() if spec.dataset is not None else None
+            dataset = self.dataset(spec)
             assert dataset is not None and spec.metric is not None
             module = self.module(spec)
             self._metrics[spec.name] = accuracy.evaluate(

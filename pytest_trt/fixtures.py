@@ -47,11 +47,10 @@ def trt_model(trt_case: Case) -> ModelSpec:
 def onnx_model(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
                trt_context: Context) -> Path:
     """The exported, precision-converted ONNX file of the case (cached)."""
-    from pytest_trt.backends import _ONNX_PRECISION
+    from pytest_trt.backends import onnx_precision
 
-    precision = _ONNX_PRECISION.get(trt_case.precision, trt_case.precision)
     with _recorded(request, trt_case, trt_model, trt_context):
-        return trt_context.onnx(trt_model, precision)[0]
+        return trt_context.onnx(trt_model, onnx_precision(trt_case.precision))[0]
 
 
 @pytest.fixture
@@ -76,11 +75,11 @@ def trt_runner(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelS
 
 
 def _runner(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Context) -> Iterator[Runner]:
-    from pytest_trt.backends import create
+    from pytest_trt import backends
 
     ctx.progress.case(request.node.nodeid, case.to_dict(), spec.name)
     with _recorded(request, case, spec, ctx):
-        runner = create(ctx, case, spec)
+        runner = backends.get(case.backend).create_runner(case, spec, ctx)
         start = time.perf_counter()
         runner.prepare()
         runner.info.setdefault("prepare_s", time.perf_counter() - start)

@@ -1,4 +1,4 @@
-"""ONNX Runtime runner: CPU EP, or CUDA EP with IOBinding so inputs and outputs stay on the GPU.
+"""The ONNX Runtime backend: CPU EP, or CUDA EP with IOBinding so inputs and outputs stay on the GPU.
 
 On CUDA the session computes on our non-default stream (``user_compute_stream``) and is told not to
 synchronize after each run, so CUDA events bracket exactly its GPU work and host enqueue time is a
@@ -8,13 +8,16 @@ separate number. A session that silently fell back to the CPU is an error, not a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pytest_trt.backends.base import BuildError
+from pytest_trt.backends.base import Artifacts, Backend, BuildError, Runner, installed, onnx_for
 from pytest_trt.case import Case
+from pytest_trt.model import ModelSpec
 
 _ORT_TO_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
@@ -168,3 +171,52 @@ class OnnxRuntimeRunner:
         self._binding = None
         self._outputs = None
         self._session = None
+
+
+@cache
+def providers() -> tuple[str, ...]:
+    """The execution providers of the installed ONNX Runtime (empty without onnxruntime and onnx)."""
+    if not (installed("onnxruntime") and installed("onnx")):
+        return ()
+    import onnxruntime
+
+    return tuple(onnxruntime.get_available_providers())
+
+
+def _missing(device: str) -> str | None:
+    if not providers():
+        return "onnxruntime/onnx are not installed (pip install 'pytest-trt[onnxruntime]')"
+    if device != "cpu" and "CUDAExecutionProvider" not in providers():
+        return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)"
+    return None
+
+
+def _variant_missing(variant: str, device: str) -> str | None:
+    if variant == "trt-ep" and "TensorrtExecutionProvider" not in providers():
+        return "onnxruntime has no TensorrtExecutionProvider here"
+    return None
+
+
+def _versions() -> Mapping[str, str | None]:
+    from pytest_trt.environment import loaded_version, package_version
+
+    return {
+        "onnxruntime": loaded_version("onnxruntime") or package_version("onnxruntime-gpu", "onnxruntime"),
+        "onnx": package_version("onnx"),
+    }
+
+
+def _create(case: Case, spec: ModelSpec, artifacts: Artifacts) -> Runner:
+    onnx_path, info = onnx_for(case, spec, artifacts)
+    runner = OnnxRuntimeRunner(case, onnx_path, cache_dir=artifacts.cache_dir)
+    runner.info.update(info)
+    return runner
+
+
+ONNXRUNTIME = Backend(
+    name="onnxruntime",
+    precisions={"cpu": ("fp32", "int8", "fp8"), "cuda": ("fp32", "tf32", "fp16", "int8")},
+    # trt-ep: ONNX Runtime's TensorRT EP, on CUDA and only where this ONNX Runtime has it.
+    variants={"cpu": ("eager",), "cuda": ("eager", "trt-ep")},
+    create_runner=_create, missing=_missing, versions=_versions, variant_missing=_variant_missing,
+)
