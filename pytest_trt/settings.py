@@ -234,7 +234,6 @@ def resolve(config: pytest.Config) -> Settings:
         devices = parse_devices(devices_text) if devices_text else None
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    max_drop = _raw(config, "max-drop")
     return Settings(
         backends=parse_list("backend", backend, backend_registry.names()) if backend else None,
         precisions=parse_list("precision", _raw(config, "precision") or "fp32", PRECISIONS),
@@ -255,7 +254,7 @@ def resolve(config: pytest.Config) -> Settings:
         report_html=_writable_file("report-html", _raw(config, "report-html")),
         report_md=_writable_file("report-md", _raw(config, "report-md")),
         benchmark_json=_writable_file("benchmark-json", _raw(config, "benchmark-json")),
-        max_drop=parse_drop(max_drop) if max_drop else None,
+        max_drop=parse_drop(_raw(config, "max-drop") or "0.02"),
         calibration=parse_list("calibration", _raw(config, "calibration") or "minmax",
                                CALIBRATION_METHODS)[0],
         confirm=_count("confirm", _raw(config, "confirm") or "1"),
