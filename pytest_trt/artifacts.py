@@ -140,7 +140,7 @@ def torch_fp32(module: torch.nn.Module, inputs: np.ndarray, device: str) -> np.n
     import torch
 
     from pytest_trt.mathmode import tf32
-    from pytest_trt.runners.torch_runner import first_tensor
+    from pytest_trt.backends.pytorch import first_tensor
 
     module = module.to(device)
     with tf32(False), torch.inference_mode():

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from pytest_trt import checks, diagnostics, host
+from pytest_trt.backends.base import Runner
 from pytest_trt.case import Case
 from pytest_trt.checks import AccuracyLimits
 from pytest_trt.context import Context, on_stream
 from pytest_trt.model import ModelSpec
 from pytest_trt.records import Accuracy, BuildInfo, CaseResult, HostLoad, JSONDict, TaskMetric, Telemetry, Timing
-from pytest_trt.runners.base import Runner
 
 CHECK_SEED_OFFSET = 1  # the pre-timing check uses other inputs than the timed loop
 

@@ -187,22 +187,21 @@ MEASURED_ENV = ("CUDA_LAUNCH_BLOCKING", "CUDA_MODULE_LOADING", "CUDA_DEVICE_MAX_
 
 
 def software_versions() -> dict[str, Any]:
-    from pytest_trt import __version__
+    """Versions of what ran: the host's, then each registered backend's own keys
+    (torch, onnxruntime, onnx, tensorrt for the built-ins), then the CUDA stack's."""
+    from pytest_trt import __version__, backends
 
     settings = {f"env {name}": os.environ[name] for name in MEASURED_ENV if name in os.environ}
-    return settings | {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "pytest_trt": __version__,
-        "torch": package_version("torch"),
-        "onnxruntime": loaded_version("onnxruntime") or package_version("onnxruntime-gpu", "onnxruntime"),
-        "onnx": package_version("onnx"),
-        "tensorrt": tensorrt_version(),
-        "cuda_bindings": package_version("cuda-bindings", "cuda-python"),
+    head = {"python": platform.python_version(), "platform": platform.platform(), "pytest_trt": __version__}
+    tail = {
+        "cuda_bindings": package_version("cuda-bindings", "cuda-python"),  # the CUDA event timer's, not a backend's
         "driver": None,
         "cuda_driver": None,
         "cuda_runtime": torch_cuda_version(),
     }
+    # A backend cannot overwrite a key that is not its own.
+    versions = {k: v for k, v in backends.versions().items() if k not in head and k not in tail}
+    return settings | head | versions | tail
 
 
 # --------------------------------------------------------------------------------------------

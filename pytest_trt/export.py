@@ -15,8 +15,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_trt.backends.base import BuildError
 from pytest_trt.model import ModelSpec
-from pytest_trt.runners.base import BuildError
 
 if TYPE_CHECKING:
     import torch

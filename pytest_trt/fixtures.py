@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from pytest_trt import judging
+from pytest_trt.backends.base import BuildError, Runner, UnsupportedCase
 from pytest_trt.bench import AccuracyLimits, run_case
 from pytest_trt.case import Case
 from pytest_trt.context import Context
 from pytest_trt.model import ModelSpec
 from pytest_trt.records import CaseResult, CaseState, RanOn, case_key
-from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
 from pytest_trt.stash import CONTEXT, RESULT
 from pytest_trt.verdict import Outcome
 
@@ -48,21 +48,20 @@ def trt_model(trt_case: Case) -> ModelSpec:
 def onnx_model(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
                trt_context: Context) -> Path:
     """The exported, precision-converted ONNX file of the case (cached)."""
-    from pytest_trt.runners import _ONNX_PRECISION
+    from pytest_trt.backends import onnx_precision
 
-    precision = _ONNX_PRECISION.get(trt_case.precision, trt_case.precision)
     with _recorded(request, trt_case, trt_model, trt_context):
-        return trt_context.artifacts.onnx(trt_model, precision)[0]
+        return trt_context.artifacts.onnx(trt_model, onnx_precision(trt_case.precision))[0]
 
 
 @pytest.fixture
 def trt_engine(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
                trt_context: Context) -> Iterator[Runner]:
     """A prepared TensorRT runner (engine built or loaded from the cache) for the case."""
-    from pytest_trt import trt_engine as engine
+    from pytest_trt.backends.trt import probe
 
-    if not engine.available():
-        pytest.skip(engine.unavailable_reason())
+    if not probe.available():
+        pytest.skip(probe.unavailable_reason())
     if trt_case.backend != "tensorrt":
         trt_case = Case(trt_case.model, "tensorrt", trt_case.precision, trt_case.batch_size,
                         trt_case.device, trt_case.variant)
@@ -77,11 +76,11 @@ def trt_runner(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelS
 
 
 def _runner(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Context) -> Iterator[Runner]:
-    from pytest_trt.runners import create
+    from pytest_trt import backends
 
     ctx.progress.case(request.node.nodeid, case.to_dict(), spec.name)
     with _recorded(request, case, spec, ctx):
-        runner = create(ctx.artifacts, case, spec)
+        runner = backends.get(case.backend).create_runner(case, spec, ctx.artifacts)
         start = time.perf_counter()
         runner.prepare()
         runner.info.setdefault("prepare_s", time.perf_counter() - start)

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pytest_trt.case import BACKENDS, PRECISIONS, VARIANTS, Case
+from pytest_trt import backends
+from pytest_trt.backends.base import device_kind
+from pytest_trt.backends.base import installed as installed  # re-exported: callers ask matrix.installed
+from pytest_trt.case import PRECISIONS, Case
 from pytest_trt.settings import Settings
 
 ZOO = "zoo"  # marker value: the models chosen with --trt-model
 GROUPS = ("small", "vision", "all")
-DEFAULT_BACKENDS = ("torch", "onnxruntime", "tensorrt")  # torch-compile compiles for minutes: opt in
 
 
 @dataclass(frozen=True)
 class Planned:
     case: Case
     skip: str | None  # why this host cannot run the case, or None
-
-
-def installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 @cache
@@ -34,22 +31,6 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
-
-
-@cache
-def ort_providers() -> tuple[str, ...]:
-    if not (installed("onnxruntime") and installed("onnx")):
-        return ()
-    import onnxruntime
-
-    return tuple(onnxruntime.get_available_providers())
-
-
-@cache
-def tensorrt_missing() -> str | None:
-    from pytest_trt import trt_engine
-
-    return None if trt_engine.available() else trt_engine.unavailable_reason()
 
 
 def resolve_device(requested: str) -> str:
@@ -72,58 +53,41 @@ def resolve_device(requested: str) -> str:
 
 
 def backend_missing(backend: str, device: str) -> str | None:
-    """Why ``backend`` cannot run on this host, or None."""
-    if backend in ("torch", "torch-compile"):
-        return None if installed("torch") else "torch is not installed (pip install 'pytest-trt[torch]')"
-    if backend == "onnxruntime":
-        if not ort_providers():
-            return "onnxruntime/onnx are not installed (pip install 'pytest-trt[onnxruntime]')"
-        if device != "cpu" and "CUDAExecutionProvider" not in ort_providers():
-            return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)"
-        return None
-    if device == "cpu":
-        return "TensorRT runs on CUDA devices only"
-    return tensorrt_missing()
+    """Why ``backend`` cannot run on this host, or None (the backend's own probe says)."""
+    return backends.get(backend).missing(device)
 
 
 def default_backends(device: str) -> tuple[str, ...]:
-    return tuple(b for b in DEFAULT_BACKENDS if backend_missing(b, device) is None)
-
-
-# Precisions each backend can run, by device kind. tf32 is an fp32 math mode of CUDA matrix units.
-_PRECISIONS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("torch", "cpu"): ("fp32", "bf16"),
-    ("torch", "cuda"): ("fp32", "tf32", "fp16", "bf16"),
-    ("torch-compile", "cpu"): ("fp32", "bf16"),
-    ("torch-compile", "cuda"): ("fp32", "tf32", "fp16", "bf16"),
-    ("onnxruntime", "cpu"): ("fp32", "int8", "fp8"),
-    ("onnxruntime", "cuda"): ("fp32", "tf32", "fp16", "int8"),
-    ("tensorrt", "cuda"): PRECISIONS,
-}
-_VARIANTS: dict[str, tuple[str, ...]] = {
-    "torch": ("eager", "channels-last", "cuda-graph", "channels-last+cuda-graph"),
-    "torch-compile": ("eager", "channels-last"),
-    "onnxruntime": ("eager", "trt-ep"),
-    "tensorrt": ("eager", "cuda-graph"),
-}
+    return backends.defaults(device)
 
 
 def unsupported(case: Case) -> str | None:
     """Why this combination makes no sense or cannot run; None when it can."""
-    kind = "cuda" if case.is_cuda else "cpu"
-    if case.backend == "tensorrt" and not case.is_cuda:
-        return "TensorRT runs on CUDA devices only"
-    precisions = _PRECISIONS.get((case.backend, kind), ())
+    try:
+        backend = backends.get(case.backend)
+    except KeyError as exc:
+        return str(exc.args[0])
+    kind = device_kind(case.device)
+    precisions = backend.precisions.get(kind, ())
+    if not precisions:
+        return backend.missing(case.device) or f"{backend.name} does not run on {kind} devices"
     if case.precision not in precisions:
         return (f"{case.precision} is not supported by {case.backend} on {kind} "
-                f"(supported: {', '.join(precisions) or 'none'})")
-    if case.variant not in _VARIANTS[case.backend]:
+                f"(supported: {', '.join(precisions)})")
+    if case.variant not in backend.all_variants:
         return f"variant {case.variant} does not apply to {case.backend}"
-    if "cuda-graph" in case.variant and not case.is_cuda:
+    return (backend.variant_missing(case.variant, case.device) or _variant_elsewhere(backend, case.variant, kind)
+            or backend.missing(case.device))
+
+
+def _variant_elsewhere(backend: backends.Backend, variant: str, kind: str) -> str | None:
+    """Why a variant the backend has on another device kind does not run on this one."""
+    if variant in backend.variants.get(kind, ()):
+        return None
+    if "cuda-graph" in variant and kind != "cuda":
         return "CUDA graphs need a CUDA device"
-    if case.variant == "trt-ep" and "TensorrtExecutionProvider" not in ort_providers():
-        return "onnxruntime has no TensorrtExecutionProvider here"
-    return backend_missing(case.backend, case.device)
+    where = ", ".join(k for k, names in backend.variants.items() if variant in names)
+    return f"variant {variant} of {backend.name} runs on {where} devices only"
 
 
 def expand_models(selection: tuple[str, ...]) -> tuple[str, ...]:
@@ -150,15 +114,15 @@ def plan(settings: Settings, device: str, marker: Mapping[str, Any]) -> list[Pla
         models = expand_models(settings.models)
     elif wanted_models:
         models = expand_models(tuple(_as_tuple(wanted_models)))
-    backends = _as_tuple(marker.get("backends") or settings.backends or default_backends(device))
+    chosen = _as_tuple(marker.get("backends") or settings.backends or default_backends(device))
     # fp32 always runs: it is the base of every speed-up and accuracy drop in the table
     precisions = tuple(dict.fromkeys(("fp32", *_as_tuple(marker.get("precisions") or settings.precisions))))
     batch_sizes = tuple(int(b) for b in _as_tuple(marker.get("batch_sizes") or settings.batch_sizes))
     variants = _as_tuple(marker.get("variants") or settings.variants)
-    _check_marker_values(backends, precisions, variants, batch_sizes)
+    _check_marker_values(chosen, precisions, variants, batch_sizes)
     planned = []
     for model, backend, precision, batch, variant in itertools.product(
-        models, backends, precisions, batch_sizes, variants
+        models, chosen, precisions, batch_sizes, variants
     ):
         case = Case(model, backend, precision, batch, device, variant)
         planned.append(Planned(case, model_missing(model) or unsupported(case)))
@@ -182,11 +146,12 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 
 
 def _check_marker_values(
-    backends: tuple[str, ...], precisions: tuple[str, ...], variants: tuple[str, ...],
+    names: tuple[str, ...], precisions: tuple[str, ...], variants: tuple[str, ...],
     batch_sizes: tuple[int, ...],
 ) -> None:
-    for name, values, valid in (("backends", backends, BACKENDS), ("precisions", precisions, PRECISIONS),
-                                ("variants", variants, VARIANTS)):
+    checks = (("backends", names, backends.names()), ("precisions", precisions, PRECISIONS),
+              ("variants", variants, backends.variants()))
+    for name, values, valid in checks:
         bad = [v for v in values if v not in valid]
         if bad:
             raise ValueError(f"@pytest.mark.trt({name}=...): unknown {bad}; expected {', '.join(valid)}")

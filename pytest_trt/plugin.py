@@ -12,7 +12,7 @@ import pytest
 
 from pytest_trt import settings as settings_mod
 from pytest_trt.context import Context
-from pytest_trt.stash import CONTEXT
+from pytest_trt.stash import CONTEXT, HOOK_BACKENDS
 
 pytest_plugins = ["pytest_trt.fixtures"]
 
@@ -23,6 +23,12 @@ MARKERS = (
 )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_trt import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     settings_mod.add_options(parser)
 
@@ -31,6 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    _register_backends(config)  # before resolve(): --trt-backend may name a hook's backend
     settings = settings_mod.resolve(config)
     workerinput = getattr(config, "workerinput", None)
     ctx = Context(settings, workerinput["workerid"] if workerinput else None)
@@ -42,6 +49,24 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_trt.controller import Controller
 
         config.pluginmanager.register(Controller(config, ctx), "pytest-trt-controller")
+
+
+def _register_backends(config: pytest.Config) -> None:
+    from pytest_trt import backends
+
+    try:
+        added = backends.register_all(config.hook.pytest_trt_backends(config=config))
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"pytest_trt_backends: {exc}") from None
+    config.stash[HOOK_BACKENDS] = [backend.name for backend in added]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The registry outlives a session run in-process (pytester): take this session's backends out."""
+    from pytest_trt import backends
+
+    for name in config.stash.get(HOOK_BACKENDS, []):
+        backends.unregister(name)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

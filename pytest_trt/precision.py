@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from pytest_trt import atomic
+from pytest_trt.backends.base import UnsupportedCase
 from pytest_trt.case import PRECISIONS
-from pytest_trt.runners.base import UnsupportedCase
 
 PASSTHROUGH = ("fp32", "tf32")  # tf32 is a math mode of the runtime, not a property of the file
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pytest_trt.case import BACKENDS, PRECISIONS, VARIANTS
+from pytest_trt import backends as backend_registry
+from pytest_trt.case import PRECISIONS
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 L2_STATES = ("warm", "cold")
@@ -53,16 +54,18 @@ class Settings:
     calls_per_sample_explicit: bool = False
 
 
+_BUILTIN_VARIANTS = tuple(dict.fromkeys(v for b in backend_registry.BUILTIN for v in b.all_variants))
+
 # name, help, default (as an ini string; None = unset)
 OPTIONS: tuple[tuple[str, str, str | None], ...] = (
-    ("backend", f"backends to run, comma separated: {', '.join(BACKENDS)} (default: installed ones "
-     "that fit the device)", None),
+    ("backend", f"backends to run, comma separated: {', '.join(b.name for b in backend_registry.BUILTIN)} or one "
+     "a pytest_trt_backends hook registers (default: installed ones that fit the device)", None),
     ("precision", f"precisions, comma separated: {', '.join(PRECISIONS)} (default: fp32)", "fp32"),
     ("batch-size", "batch sizes, comma separated positive integers (default: 1,8)", "1,8"),
     ("device", "auto (default), cpu, cuda or cuda:N", "auto"),
     ("model", "zoo models for tests marked models='zoo': names or the groups small, vision, all "
      "(default: small)", "small"),
-    ("variant", f"execution variants: {', '.join(VARIANTS)} (default: eager)", "eager"),
+    ("variant", f"execution variants: {', '.join(_BUILTIN_VARIANTS)} (default: eager)", "eager"),
     ("devices", "GPU indices that pytest-xdist workers are pinned to, one worker per GPU, e.g. 0,1,2,3",
      None),
     ("baseline", "compare against this baseline file; regressed cases fail their test", None),
@@ -222,7 +225,11 @@ def _readable_file(option: str, text: str | None) -> Path | None:
 
 
 def resolve(config: pytest.Config) -> Settings:
-    """Read every option once; raise UsageError on the first bad one."""
+    """Read every option once; raise UsageError on the first bad one.
+
+    Backend and variant names are checked against the registry, so this runs after the
+    ``pytest_trt_backends`` hook has added its backends.
+    """
     from pytest_trt.devices import parse_devices
 
     backend = _raw(config, "backend")
@@ -235,14 +242,13 @@ def resolve(config: pytest.Config) -> Settings:
         devices = parse_devices(devices_text) if devices_text else None
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    max_drop = _raw(config, "max-drop")
     return Settings(
-        backends=parse_list("backend", backend, BACKENDS) if backend else None,
+        backends=parse_list("backend", backend, backend_registry.names()) if backend else None,
         precisions=parse_list("precision", _raw(config, "precision") or "fp32", PRECISIONS),
         batch_sizes=parse_batch_sizes(_raw(config, "batch-size") or "1,8"),
         device=parse_device(_raw(config, "device") or "auto"),
         models=tuple(m.strip() for m in (_raw(config, "model") or "small").split(",") if m.strip()),
-        variants=parse_list("variant", _raw(config, "variant") or "eager", VARIANTS),
+        variants=parse_list("variant", _raw(config, "variant") or "eager", backend_registry.variants()),
         devices=devices,
         baseline=_readable_file("baseline", _raw(config, "baseline")),
         save_baseline=_writable_file("save-baseline", _raw(config, "save-baseline")),
@@ -256,7 +262,7 @@ def resolve(config: pytest.Config) -> Settings:
         report_html=_writable_file("report-html", _raw(config, "report-html")),
         report_md=_writable_file("report-md", _raw(config, "report-md")),
         benchmark_json=_writable_file("benchmark-json", _raw(config, "benchmark-json")),
-        max_drop=parse_drop(max_drop) if max_drop else None,
+        max_drop=parse_drop(_raw(config, "max-drop") or "0.02"),
         calibration=parse_list("calibration", _raw(config, "calibration") or "minmax",
                                CALIBRATION_METHODS)[0],
         confirm=_count("confirm", _raw(config, "confirm") or "2"),

@@ -12,3 +12,4 @@ RESULT = pytest.StashKey[CaseResult]()  # a test item's case result, set by trt_
 RESULT_ATTRIBUTE = "pytest_trt_result"  # the report attribute carrying it to the controller (xdist too)
 SUMMARY_PROPERTY = "pytest_trt"  # the JUnit property: a compact JSON summary of the case
 CASE_PROPERTY = "pytest_trt_case"  # the case a test is about to time, sent with its setup report
+HOOK_BACKENDS = pytest.StashKey[list[str]]()  # names the pytest_trt_backends hook registered this session

@@ -1,6 +1,6 @@
 """A FAKE ``tensorrt`` module for seam tests. It is NOT TensorRT and builds nothing.
 
-TensorRT cannot be installed on this project's machines, so pytest_trt/trt_engine.py takes the
+TensorRT cannot be installed on this project's machines, so pytest_trt/backends/trt takes the
 module as a parameter. This fake imitates the slice of the TensorRT 10.x Python API that module
 calls, records every call in order (``module.calls``), and lets a test choose the version and the
 failures. Its "engine" is a JSON blob of the builder settings, so a test can tell what was built and

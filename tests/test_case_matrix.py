@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_trt import matrix, settings
+from pytest_trt import backends, matrix, settings
 from pytest_trt.case import Case
 
 
@@ -71,7 +71,7 @@ def test_supported_cpu_cases_have_no_skip_reason():
 
 def test_tensorrt_without_tensorrt_says_so():
     reason = matrix.unsupported(Case("m", "tensorrt", "fp16", 1, "cuda:0")) or ""
-    if matrix.tensorrt_missing() is None:
+    if backends.get("tensorrt").missing("cuda:0") is None:
         pytest.skip("TensorRT is installed here")
     assert "tensorrt" in reason.lower()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_trt import ort_profile
+from pytest_trt.backends import ort_profile
 
 
 def _node(name: str, op: str, provider: str, ts: float, dur: float) -> dict[str, Any]:

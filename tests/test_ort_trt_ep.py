@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_trt.backends import ort_trt_ep
+from pytest_trt.backends.base import UnsupportedCase
 from pytest_trt.case import Case
-from pytest_trt.runners import ort_trt_ep
-from pytest_trt.runners.base import UnsupportedCase
 
 
 def _case(precision: str = "fp16", device: str = "cuda:1") -> Case:

@@ -12,8 +12,8 @@ import pytest
 
 from pytest_trt import precision
 from pytest_trt.accuracy import agreement
+from pytest_trt.backends.base import UnsupportedCase
 from pytest_trt.precision import UnsupportedPrecision, convert
-from pytest_trt.runners.base import UnsupportedCase
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")

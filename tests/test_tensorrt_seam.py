@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_trt import atomic, trt_engine
+from pytest_trt import atomic
+from pytest_trt.backends.base import BuildError, Runner, UnsupportedCase
+from pytest_trt.backends.trt import engine, layers, probe
+from pytest_trt.backends.trt.build import EngineSpec
+from pytest_trt.backends.trt.runner import TensorRTRunner, onnx_input, torch_dtype
 from pytest_trt.case import Case
-from pytest_trt.runners.base import BuildError, Runner, UnsupportedCase
-from pytest_trt.runners.tensorrt import TensorRTRunner, onnx_input, torch_dtype
 
 
 def _load_fake() -> types.ModuleType:
@@ -60,11 +62,11 @@ def onnx_file(tmp_path: Path) -> Path:
 
 
 def _spec(onnx_file: Path, precision: str = "fp16", batches: tuple[int, ...] = (1, 8, 32), **kw: object):
-    return trt_engine.EngineSpec.for_batches(onnx_file, precision, batches, SAMPLE, **kw)
+    return EngineSpec.for_batches(onnx_file, precision, batches, SAMPLE, **kw)
 
 
-def _build(spec, cache: Path, trt: types.ModuleType, **kw: object) -> trt_engine.EngineBuild:
-    return trt_engine.load_or_build(spec, cache, gpu_name=GPU, compute_capability=CC, trt=trt, **kw)
+def _build(spec, cache: Path, trt: types.ModuleType, **kw: object) -> engine.EngineBuild:
+    return engine.load_or_build(spec, cache, gpu_name=GPU, compute_capability=CC, trt=trt, **kw)
 
 
 def _names(trt: types.ModuleType) -> list[str]:
@@ -80,18 +82,18 @@ def _flags_set(trt: types.ModuleType) -> set[str]:
 
 def test_available_needs_a_real_builder_not_a_namespace_package() -> None:
     stubs_only = types.ModuleType("tensorrt")  # what 'import tensorrt' gives with tensorrt-stubs alone
-    assert trt_engine.available(stubs_only) is None
-    assert "tensorrt.Builder" in trt_engine.unavailable_reason(stubs_only)
+    assert probe.available(stubs_only) is None
+    assert "tensorrt.Builder" in probe.unavailable_reason(stubs_only)
     with pytest.raises(UnsupportedCase, match="namespace package"):
-        trt_engine.require(stubs_only)
+        probe.require(stubs_only)
     fake = make_fake_tensorrt(version="10.13.0.35")
-    assert trt_engine.available(fake) == "10.13.0.35"
-    assert trt_engine.unavailable_reason(fake) == ""
+    assert probe.available(fake) == "10.13.0.35"
+    assert probe.unavailable_reason(fake) == ""
 
 
 def test_installed_tensorrt_here_is_reported_consistently() -> None:
-    version = trt_engine.available()
-    assert (version is None) == bool(trt_engine.unavailable_reason())
+    version = probe.available()
+    assert (version is None) == bool(probe.unavailable_reason())
 
 
 @pytest.mark.parametrize(
@@ -99,12 +101,12 @@ def test_installed_tensorrt_here_is_reported_consistently() -> None:
     [("10.13.0.35", True), ("10.12", True), ("10.8", False), ("10.11.0.33", False), ("11.4.0.106", True)],
 )
 def test_strong_typing_starts_at_10_12(version: str, strong: bool) -> None:
-    assert trt_engine.is_strongly_typed(version) is strong
+    assert probe.is_strongly_typed(version) is strong
 
 
 def test_version_must_start_with_a_number() -> None:
     with pytest.raises(ValueError, match="version"):
-        trt_engine.version_tuple("dev")
+        probe.version_tuple("dev")
 
 
 # -- spec and cache key --------------------------------------------------------------------------
@@ -133,20 +135,20 @@ def test_spec_rejects_bad_values_by_name(onnx_file: Path, kwargs: dict, message:
 
 def test_cache_key_changes_with_everything_that_changes_the_engine(onnx_file: Path) -> None:
     spec = _spec(onnx_file)
-    base = trt_engine.cache_key(spec, "a" * 64, "10.13.0.35", GPU, CC)
-    assert base == trt_engine.cache_key(_spec(onnx_file), "a" * 64, "10.13.0.35", GPU, CC)
+    base = engine.cache_key(spec, "a" * 64, "10.13.0.35", GPU, CC)
+    assert base == engine.cache_key(_spec(onnx_file), "a" * 64, "10.13.0.35", GPU, CC)
     variants = [
-        trt_engine.cache_key(_spec(onnx_file, "int8"), "a" * 64, "10.13.0.35", GPU, CC),
-        trt_engine.cache_key(spec, "a" * 64, "10.13.0.35", "NVIDIA A100-SXM4-80GB", "8.0"),
-        trt_engine.cache_key(spec, "a" * 64, "10.13.0.35", GPU, "8.9"),
-        trt_engine.cache_key(spec, "a" * 64, "10.14.1.48", GPU, CC),
-        trt_engine.cache_key(spec, "b" * 64, "10.13.0.35", GPU, CC),
-        trt_engine.cache_key(_spec(onnx_file, batches=(1, 64)), "a" * 64, "10.13.0.35", GPU, CC),
-        trt_engine.cache_key(_spec(onnx_file, optimization_level=5), "a" * 64, "10.13.0.35", GPU, CC),
+        engine.cache_key(_spec(onnx_file, "int8"), "a" * 64, "10.13.0.35", GPU, CC),
+        engine.cache_key(spec, "a" * 64, "10.13.0.35", "NVIDIA A100-SXM4-80GB", "8.0"),
+        engine.cache_key(spec, "a" * 64, "10.13.0.35", GPU, "8.9"),
+        engine.cache_key(spec, "a" * 64, "10.14.1.48", GPU, CC),
+        engine.cache_key(spec, "b" * 64, "10.13.0.35", GPU, CC),
+        engine.cache_key(_spec(onnx_file, batches=(1, 64)), "a" * 64, "10.13.0.35", GPU, CC),
+        engine.cache_key(_spec(onnx_file, optimization_level=5), "a" * 64, "10.13.0.35", GPU, CC),
     ]
     assert len({base, *variants}) == len(variants) + 1
     # The CUDA-graph variant runs the same engine.
-    assert trt_engine.cache_key(_spec(onnx_file, cuda_graph=True), "a" * 64, "10.13.0.35", GPU, CC) == base
+    assert engine.cache_key(_spec(onnx_file, cuda_graph=True), "a" * 64, "10.13.0.35", GPU, CC) == base
     assert "/" not in base and " " not in base
 
 
@@ -183,14 +185,14 @@ def test_build_parses_configures_profiles_and_caches_in_order(onnx_file: Path, t
     assert ("set_memory_pool_limit", "WORKSPACE", spec.workspace_bytes) in trt.calls
     assert ("create_timing_cache", b"") in trt.calls  # nothing cached yet
 
-    key = trt_engine.cache_key(spec, atomic.file_sha256(onnx_file), "10.13.0.35", GPU, CC)
-    expected = trt_engine.engine_path(tmp_path / "cache", key)
+    key = engine.cache_key(spec, atomic.file_sha256(onnx_file), "10.13.0.35", GPU, CC)
+    expected = engine.engine_path(tmp_path / "cache", key)
     assert build.engine_path == expected and expected.is_file()
     assert build.key == key and not build.from_cache and build.build_s is not None
     plan = json.loads(expected.read_bytes()[len(b"FAKE-ENGINE") :])
     assert plan["optimization_level"] == 4 and plan["verbosity"] == "DETAILED"
     assert build.engine.plan == plan  # the engine handed back is the one written
-    timing = trt_engine.timing_cache_path(tmp_path / "cache", "10.13.0.35", GPU, CC)
+    timing = engine.timing_cache_path(tmp_path / "cache", "10.13.0.35", GPU, CC)
     assert timing.read_bytes() == b"|tuned"
     info = build.info()
     assert info["engine_bytes"] == expected.stat().st_size
@@ -278,7 +280,7 @@ def test_trt_10_8_int8_calibrates_from_the_array_and_caches_the_table(
     assert ("set_shape", "input", (8, *SAMPLE), (8, *SAMPLE), (8, *SAMPLE)) in trt.calls
     batches = [call for call in trt.calls if call[0] == "get_batch"]
     assert len(batches) == 2 and all(call[1][0] != 0 for call in batches)
-    table = trt_engine.calibration_cache_path(tmp_path, atomic.file_sha256(onnx_file), spec, calibration)
+    table = engine.calibration_cache_path(tmp_path, atomic.file_sha256(onnx_file), spec, calibration)
     assert table.read_bytes() == b"FAKE-CALIBRATION-TABLE"
 
     # Another engine from the same model and data reads the table instead of calibrating again.
@@ -326,7 +328,7 @@ def test_failed_build_is_a_build_error_with_the_logger_messages(onnx_file: Path,
 
 
 def test_missing_onnx_file_is_a_build_error_naming_it(tmp_path: Path) -> None:
-    spec = trt_engine.EngineSpec.for_batches(tmp_path / "absent.onnx", "fp16", [1], SAMPLE)
+    spec = EngineSpec.for_batches(tmp_path / "absent.onnx", "fp16", [1], SAMPLE)
     with pytest.raises(BuildError, match="absent.onnx does not exist"):
         _build(spec, tmp_path, make_fake_tensorrt())
 
@@ -386,18 +388,18 @@ def test_layer_precisions_reads_trt10_and_trt11_layouts() -> None:
             ]
         }
     )
-    assert trt_engine.layer_precisions(info) == {"int8": 1, "fp16": 1, "fp32": 1, "unknown": 2}
+    assert layers.layer_precisions(info) == {"int8": 1, "fp16": 1, "fp32": 1, "unknown": 2}
     with pytest.raises(ValueError, match="not JSON"):
-        trt_engine.layer_precisions("conv1 + relu1")
+        layers.layer_precisions("conv1 + relu1")
 
 
 def test_low_precision_warning_only_for_quantized_cases() -> None:
-    assert trt_engine.low_precision_warning("fp16", {"fp32": 5}) is None
-    assert trt_engine.low_precision_warning("int8", {"unknown": 5}) is None  # nothing known: no claim
-    assert trt_engine.low_precision_warning("int8", {"int8": 1, "fp16": 9}) == (
+    assert layers.low_precision_warning("fp16", {"fp32": 5}) is None
+    assert layers.low_precision_warning("int8", {"unknown": 5}) is None  # nothing known: no claim
+    assert layers.low_precision_warning("int8", {"int8": 1, "fp16": 9}) == (
         "int8 case ran 9 of 10 layers in fp32/fp16 (1 in int8)"
     )
-    assert trt_engine.low_precision_warning("fp8", {"fp8": 4, "fp32": 4}) is None
+    assert layers.low_precision_warning("fp8", {"fp8": 4, "fp32": 4}) is None
 
 
 # -- the runner ----------------------------------------------------------------------------------
@@ -487,8 +489,8 @@ def _needs_gpu_and_tensorrt() -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    if trt_engine.available() is None:
-        pytest.skip(trt_engine.unavailable_reason())
+    if probe.available() is None:
+        pytest.skip(probe.unavailable_reason())
 
 
 @pytest.mark.gpu

@@ -22,7 +22,7 @@ def test_each_batch_size_compiles_afresh_with_static_shapes():
     # third reuses that generic code (compile_s ~0): the cell would time code no deployment runs.
     from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-    from pytest_trt.runners.torch_runner import TorchRunner
+    from pytest_trt.backends.pytorch import TorchRunner
 
     spec = ModelSpec(name="tiny", build=TinyNet, input_shape=(4,))
     for batch in (1, 3, 5):

@@ -200,7 +200,7 @@ def terminal_lines(results: Sequence[CaseResult], verdicts: Sequence[Verdict]) -
 
 def _profile_lines(results: Sequence[CaseResult]) -> list[str]:
     """One line per ONNX Runtime case profiled with --trt-ort-profile on."""
-    from pytest_trt import ort_profile
+    from pytest_trt.backends import ort_profile
     from pytest_trt.report import escape
 
     found = []

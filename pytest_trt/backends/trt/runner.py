@@ -3,7 +3,7 @@
 ``run`` binds the input and output addresses, sets the input shape, and enqueues
 ``execute_async_v3`` on the runner's non-default stream; with the "cuda-graph" variant it replays a
 CUDA graph captured from that same call instead. Engines are built or loaded by
-pytest_trt.trt_engine. ``trt`` is the seam: tests pass a fake module, production imports
+pytest_trt.backends.trt.engine. ``trt`` is the seam: tests pass a fake module, production imports
 ``tensorrt`` lazily.
 """
 
@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_trt import trt_engine
+from pytest_trt.backends.base import BuildError, UnsupportedCase
+from pytest_trt.backends.trt.build import EngineSpec
+from pytest_trt.backends.trt.engine import EngineBuild, load_or_build
+from pytest_trt.backends.trt.probe import require
 from pytest_trt.case import Case
-from pytest_trt.runners.base import BuildError, UnsupportedCase
 
 if TYPE_CHECKING:
     import tensorrt
@@ -80,7 +82,7 @@ class _Graph:
 
 
 class TensorRTRunner:
-    """Runs one case through a TensorRT engine (Runner protocol, pytest_trt/runners/base.py).
+    """Runs one case through a TensorRT engine (Runner protocol, pytest_trt/backends/base.py).
 
     ``batch_sizes`` are all batch sizes the session will run for this model and precision: one
     engine with one optimization profile serves them all, so each is built once.
@@ -109,7 +111,7 @@ class TensorRTRunner:
         self.stream: Any = None
         self.info: dict[str, Any] = {}
         self._trt = trt
-        self._build: trt_engine.EngineBuild | None = None
+        self._build: EngineBuild | None = None
         self._context: Any = None
         self._device: Any = None
         self._input_name = ""
@@ -135,7 +137,7 @@ class TensorRTRunner:
     def prepare(self) -> None:
         """Build or load the engine, then make the context, the stream and the I/O bookkeeping."""
         self._check_case()
-        trt = trt_engine.require(self._trt)
+        trt = require(self._trt)
         import torch
 
         if not torch.cuda.is_available():
@@ -146,11 +148,11 @@ class TensorRTRunner:
         )
         torch.cuda.set_device(self._device)  # TensorRT works on the current device
         name, sample = onnx_input(self.onnx_path)
-        spec = trt_engine.EngineSpec.for_batches(
+        spec = EngineSpec.for_batches(
             self.onnx_path, self.case.precision, self.batch_sizes, sample, cuda_graph=self._graph_mode
         )
         major, minor = torch.cuda.get_device_capability(self._device)
-        self._build = trt_engine.load_or_build(
+        self._build = load_or_build(
             spec,
             self.cache_dir,
             gpu_name=torch.cuda.get_device_name(self._device),
@@ -171,7 +173,7 @@ class TensorRTRunner:
         return self.case.variant == "cuda-graph"
 
     def _read_io(self, engine: tensorrt.ICudaEngine) -> None:
-        trt = trt_engine.require(self._trt)
+        trt = require(self._trt)
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             dtype = torch_dtype(engine.get_tensor_dtype(name))
@@ -182,7 +184,7 @@ class TensorRTRunner:
         if not self._input_name or not self._outputs:
             raise BuildError(f"engine for {self.onnx_path} needs one input and at least one output tensor")
 
-    def _describe(self, spec: trt_engine.EngineSpec, onnx_input_name: str) -> dict[str, Any]:
+    def _describe(self, spec: EngineSpec, onnx_input_name: str) -> dict[str, Any]:
         assert self._build is not None
         return {
             **self._build.info(),

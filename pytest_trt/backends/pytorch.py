@@ -1,4 +1,4 @@
-"""PyTorch eager and torch.compile runners on CPU and CUDA.
+"""The PyTorch backends: eager (``torch``) and ``torch-compile``, on CPU and CUDA.
 
 fp16/bf16 run natively (module and inputs cast); fp32 on CUDA runs with TF32 off, tf32 with it on,
 so the two are different cases. Variants: channels-last memory format and CUDA-graph replay.
@@ -7,10 +7,12 @@ so the two are different cases. Variants: channels-last memory format and CUDA-g
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_trt.backends.base import Artifacts, Backend, Runner, installed
 from pytest_trt.case import Case
 from pytest_trt.model import ModelSpec
 
@@ -145,3 +147,37 @@ class TorchRunner:
             import torch
 
             torch.cuda.empty_cache()
+
+
+def _missing(device: str) -> str | None:
+    return None if installed("torch") else "torch is not installed (pip install 'pytest-trt[torch]')"
+
+
+def _versions() -> Mapping[str, str | None]:
+    from pytest_trt.environment import package_version
+
+    return {"torch": package_version("torch")}
+
+
+def _create(case: Case, spec: ModelSpec, artifacts: Artifacts) -> Runner:
+    return TorchRunner(case, spec, module=artifacts.module(spec))
+
+
+_CPU_PRECISIONS = ("fp32", "bf16")
+# tf32 is an fp32 math mode of CUDA matrix units.
+_CUDA_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+TORCH = Backend(
+    name="torch",
+    precisions={"cpu": _CPU_PRECISIONS, "cuda": _CUDA_PRECISIONS},
+    variants={"cpu": ("eager", "channels-last"),
+              "cuda": ("eager", "channels-last", "cuda-graph", "channels-last+cuda-graph")},
+    create_runner=_create, missing=_missing, versions=_versions,
+)
+# Opt-in: each case compiles its own static shape, for minutes on large models.
+TORCH_COMPILE = Backend(
+    name="torch-compile",
+    precisions={"cpu": _CPU_PRECISIONS, "cuda": _CUDA_PRECISIONS},
+    variants={"cpu": ("eager", "channels-last"), "cuda": ("eager", "channels-last")},
+    create_runner=_create, missing=_missing, versions=_versions, default=False,
+)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_trt.backends.base import UnsupportedCase
 from pytest_trt.case import Case
-from pytest_trt.runners.base import UnsupportedCase
 
 TRT_EP = "TensorrtExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"

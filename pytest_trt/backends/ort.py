@@ -1,4 +1,4 @@
-"""ONNX Runtime runner: CPU EP, or CUDA EP with IOBinding so inputs and outputs stay on the GPU.
+"""The ONNX Runtime backend: CPU EP, or CUDA EP with IOBinding so inputs and outputs stay on the GPU.
 
 On CUDA the session computes on our non-default stream (``user_compute_stream``) and is told not to
 synchronize after each run, so CUDA events bracket exactly its GPU work and host enqueue time is a
@@ -8,13 +8,16 @@ separate number. A session that silently fell back to the CPU is an error, not a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pytest_trt.backends.base import Artifacts, Backend, BuildError, Runner, installed, onnx_for
 from pytest_trt.case import Case
-from pytest_trt.runners.base import BuildError
+from pytest_trt.model import ModelSpec
 
 _ORT_TO_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
@@ -45,8 +48,8 @@ class OnnxRuntimeRunner:
             "use_tf32": int(self.case.precision == "tf32"),  # ORT enables TF32 by default: fp32 means fp32
         })
         if self.case.variant == "trt-ep":
+            from pytest_trt.backends import ort_trt_ep
             from pytest_trt.export import INPUT_NAME
-            from pytest_trt.runners import ort_trt_ep
 
             trt = ort_trt_ep.provider_options(self.case, self.cache_dir, input_name=INPUT_NAME)
             return [p for p in trt if p[0] == "TensorrtExecutionProvider"] + [cuda, "CPUExecutionProvider"]
@@ -142,7 +145,7 @@ class OnnxRuntimeRunner:
         """
         import onnxruntime as ort
 
-        from pytest_trt import ort_profile
+        from pytest_trt.backends import ort_profile
 
         options = self._options()
         options.enable_profiling = True
@@ -168,3 +171,52 @@ class OnnxRuntimeRunner:
         self._binding = None
         self._outputs = None
         self._session = None
+
+
+@cache
+def providers() -> tuple[str, ...]:
+    """The execution providers of the installed ONNX Runtime (empty without onnxruntime and onnx)."""
+    if not (installed("onnxruntime") and installed("onnx")):
+        return ()
+    import onnxruntime
+
+    return tuple(onnxruntime.get_available_providers())
+
+
+def _missing(device: str) -> str | None:
+    if not providers():
+        return "onnxruntime/onnx are not installed (pip install 'pytest-trt[onnxruntime]')"
+    if device != "cpu" and "CUDAExecutionProvider" not in providers():
+        return "onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)"
+    return None
+
+
+def _variant_missing(variant: str, device: str) -> str | None:
+    if variant == "trt-ep" and "TensorrtExecutionProvider" not in providers():
+        return "onnxruntime has no TensorrtExecutionProvider here"
+    return None
+
+
+def _versions() -> Mapping[str, str | None]:
+    from pytest_trt.environment import loaded_version, package_version
+
+    return {
+        "onnxruntime": loaded_version("onnxruntime") or package_version("onnxruntime-gpu", "onnxruntime"),
+        "onnx": package_version("onnx"),
+    }
+
+
+def _create(case: Case, spec: ModelSpec, artifacts: Artifacts) -> Runner:
+    onnx_path, info = onnx_for(case, spec, artifacts)
+    runner = OnnxRuntimeRunner(case, onnx_path, cache_dir=artifacts.cache_dir)
+    runner.info.update(info)
+    return runner
+
+
+ONNXRUNTIME = Backend(
+    name="onnxruntime",
+    precisions={"cpu": ("fp32", "int8", "fp8"), "cuda": ("fp32", "tf32", "fp16", "int8")},
+    # trt-ep: ONNX Runtime's TensorRT EP, on CUDA and only where this ONNX Runtime has it.
+    variants={"cpu": ("eager",), "cuda": ("eager", "trt-ep")},
+    create_runner=_create, missing=_missing, versions=_versions, variant_missing=_variant_missing,
+)
