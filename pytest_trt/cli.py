@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("files", nargs="+", metavar="FILE",
                      help="results JSON (--trt-results), or the .partial.jsonl journal a crashed run left")
     rep.set_defaults(handler=_report)
+    from pytest_trt import baseline_cli
+
+    baseline_cli.add_parser(commands)
     return parser
 
 
