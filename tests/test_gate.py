@@ -270,3 +270,8 @@ def test_runs_far_apart_give_a_verdict_not_an_overflow() -> None:
         verdict = gate.judge(night(tonight), baseline(medians), Policy(confirm=0))
         assert verdict.outcome in (Outcome.UNSTABLE, Outcome.REGRESSION, Outcome.IMPROVED), verdict.message
         assert verdict.message.startswith(verdict.outcome.value) and "\n" not in verdict.message
+
+
+def test_a_timed_case_that_now_times_out_is_a_status_regression() -> None:
+    verdict = gate.judge(Measurement(result(None, status=CaseState.TIMEOUT), env()), baseline(steady()), RULES)
+    assert verdict.outcome is Outcome.REGRESSION and "status ok → timeout" in verdict.message
