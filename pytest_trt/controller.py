@@ -41,6 +41,7 @@ class Controller:
         self.failures: list[str] = []  # end-of-run writes that failed, one line each
         self.started = time.time()  # progress files older than this belong to other runs
         self._journal: IO[str] | None = None
+        self._journal_failed = False
 
     # -- while the run goes ----------------------------------------------------------------------
 
@@ -89,17 +90,23 @@ class Controller:
                              "time limit) before it finished", running.get(nodeid))
 
     def _journal_write(self, value: JSONDict) -> None:
-        """Append each result as it arrives; a journal a crashed run left is kept, never truncated."""
-        if self._journal is None:
-            path = journal_path(self.ctx)
-            try:
+        """Append each result as it arrives; a journal a crashed run left is kept, never truncated.
+
+        A journal that cannot be written (a full disk) is one failure line at the end, not an error
+        inside pytest's report hook: the run goes on, and the results file is still attempted.
+        """
+        if self._journal_failed:
+            return
+        path = journal_path(self.ctx)
+        try:
+            if self._journal is None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._journal = _fresh_journal(path).open("w", encoding="utf-8")
-            except OSError as exc:
-                self.failures.append(f"journal {path}: {exc.strerror or exc}")
-                return
-        self._journal.write(json.dumps(value, default=str) + "\n")
-        self._journal.flush()
+            self._journal.write(json.dumps(value, default=str) + "\n")
+            self._journal.flush()
+        except OSError as exc:
+            self._journal_failed = True
+            self.failures.append(f"journal {path}: {exc.strerror or exc}")
 
     # -- at the end ------------------------------------------------------------------------------
 
