@@ -226,8 +226,32 @@ def test_damaged_cached_engine_is_rebuilt(onnx_file: Path, tmp_path: Path) -> No
     trt = make_fake_tensorrt()
     again = _build(_spec(onnx_file), tmp_path, trt)
     assert not again.from_cache and "build_serialized_network" in _names(trt)
-    assert any("could not be deserialized" in w for w in again.warnings)
+    assert any("does not match the content hash" in w for w in again.warnings)
     assert again.engine_path.read_bytes().startswith(b"FAKE-ENGINE")
+
+
+def test_an_engine_that_deserializes_but_differs_from_what_was_written_is_rebuilt(onnx_file: Path,
+                                                                                    tmp_path: Path) -> None:
+    """A flipped byte TensorRT would load anyway: the content hash, not deserialization, catches it."""
+    first = _build(_spec(onnx_file), tmp_path, make_fake_tensorrt())
+    data = bytearray(first.engine_path.read_bytes())
+    data[-1] ^= 0x01
+    first.engine_path.write_bytes(bytes(data))
+    trt = make_fake_tensorrt()
+    again = _build(_spec(onnx_file), tmp_path, trt)
+    assert not again.from_cache and "build_serialized_network" in _names(trt)
+    assert any("does not match the content hash" in w for w in again.warnings)
+
+
+def test_an_engine_whose_deserialization_fails_is_rebuilt(onnx_file: Path, tmp_path: Path) -> None:
+    first = _build(_spec(onnx_file), tmp_path, make_fake_tensorrt())
+    from pytest_trt import cachefile
+
+    first.engine_path.write_bytes(b"garbage")
+    cachefile.record(first.engine_path, source=first.engine_path)  # hash matches: TensorRT must refuse it
+    again = _build(_spec(onnx_file), tmp_path, make_fake_tensorrt())
+    assert not again.from_cache
+    assert any("could not be deserialized" in w for w in again.warnings)
 
 
 def test_fp32_clears_tf32_and_tf32_keeps_it(onnx_file: Path, tmp_path: Path) -> None:
