@@ -139,8 +139,8 @@ def cached_count(onnx_path: Path, batch_size: int, count: Any) -> int | None:
 def torch_fp32(module: torch.nn.Module, inputs: np.ndarray, device: str) -> np.ndarray:
     import torch
 
-    from pytest_trt.mathmode import tf32
     from pytest_trt.backends.pytorch import first_tensor
+    from pytest_trt.mathmode import tf32
 
     module = module.to(device)
     with tf32(False), torch.inference_mode():
