@@ -2,8 +2,9 @@
 
     python lab/nights/analyze.py SOURCE [SOURCE ...] --threshold 3% --out nights.json
 
-Each SOURCE is what ``collect.py`` packed (its .tar.xz, or the folder unpacked): one results file per pytest process and a manifest of
-their conditions (A: the model as it is; B5/B10/B15: 5/10/15 % more work). A night is resampled:
+Each SOURCE is what ``collect.py`` packed (its .tar.xz, or the folder unpacked): one results file
+per pytest process and a manifest of their conditions (A: the model as it is; B5/B10/B15: 5/10/15 %
+more work). A night is resampled:
 a baseline of ``--runs`` A processes (``pytest_trt.baseline.new_run``, as ``pytest-trt baseline add``
 builds it), tonight's process from the condition's pool, and, for each case the gate finds suspect
 (``gate.wanted``), fresh re-measurements drawn from the same pool; no process is used twice in one
