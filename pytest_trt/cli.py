@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="baseline (--trt-save-baseline) or results (--trt-results) JSON",
     )
     cmp.add_argument("--md", action="store_true", help="print markdown instead of a text table")
+    cmp.add_argument("--all", action="store_true", dest="show_all",
+                     help="also the cases some files lack (NEW: not in the reference; MISSING: not in a later file)")
     cmp.add_argument(
         "--fail-on-regression",
         action="store_true",
@@ -102,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from pytest_trt.baseline import BaselineError
-    from pytest_trt.compare import compare, render
+    from pytest_trt.compare import compare
+    from pytest_trt.report import escape
+    from pytest_trt.report.comparison import render
 
     prog = "pytest-trt compare"
     if len(args.files) < 2:
@@ -116,9 +120,9 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         result = compare(args.files, threshold=threshold)
     except BaselineError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {escape.terminal(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    sys.stdout.write(render(result, markdown=args.md))
+    sys.stdout.write(render(result, markdown=args.md, show_all=args.show_all))
     if args.fail_on_regression:
         regressions = result.regressions
         for verdict in regressions:
