@@ -27,7 +27,7 @@ CAPTIONS = {
              "its verdict); the grey band is the reference ± the threshold.",
     "speedup": "Median of fp32 PyTorch (eager) at the same batch ÷ each case's median: above 1 is faster.",
     "throughput": "Items per second: batch × calls ÷ wall time of the timed loop.",
-    "energy": "Energy per item over the timed loop (NVML); ◆ the baseline runs' median.",
+    "energy": "Energy per item over the timed loop (NVML), coloured by the latency verdict; ◆ the baseline runs' median.",
 }
 NO_PLOTS = ("Plots need matplotlib, which is not installed here: <code>pip install 'pytest-trt[html]'</code>. "
             "Below, each judged case's ratio to its reference as plain bars.")
