@@ -217,3 +217,15 @@ def test_bad_options_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     blocked.write_text("")
     code, _, err = run(["report", "--html", str(blocked / "r.html"), str(good)], capsys)
     assert code == 2 and err.startswith(f"pytest-trt report: error: --html {blocked / 'r.html'}")
+
+
+def test_a_plot_that_fails_costs_its_figure_not_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+
+    def broken(*args: object) -> str:
+        raise ValueError("Axis limits cannot be NaN or Inf")
+
+    monkeypatch.setattr(plots, "trend", broken)
+    page = page_of(tmp_path, matrix(1.0, 600))
+    assert "The trend plot could not be drawn: Axis limits cannot be NaN or Inf" in page
+    assert page.count("<svg") == 4 and page.rstrip().endswith("</html>")

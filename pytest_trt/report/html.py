@@ -8,7 +8,7 @@ or ``report.svgbars`` without matplotlib). Every string from a file goes through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pytest_trt.records import CaseResult, CaseState, Flag
@@ -27,7 +27,8 @@ CAPTIONS = {
              "its verdict); the grey band is the reference ± the threshold.",
     "speedup": "Median of fp32 PyTorch (eager) at the same batch ÷ each case's median: above 1 is faster.",
     "throughput": "Items per second: batch × calls ÷ wall time of the timed loop.",
-    "energy": "Energy per item over the timed loop (NVML), coloured by the latency verdict; ◆ the baseline runs' median.",
+    "energy": "Energy per item over the timed loop (NVML), coloured by the latency verdict; ◆ the baseline "
+              "runs' median.",
 }
 NO_PLOTS = ("Plots need matplotlib, which is not installed here: <code>pip install 'pytest-trt[html]'</code>. "
             "Below, each judged case's ratio to its reference as plain bars.")
@@ -178,8 +179,17 @@ def _plots(section: Section, cases: list[CaseResult], with_plots: bool) -> str:
     from pytest_trt.report import plots
 
     views = section.views(cases)
-    figures = {"distribution": plots.distribution(views), "trend": plots.trend(views),
-               "speedup": plots.speedup(cases), "throughput": plots.throughput(cases), "energy": plots.energy(views)}
-    drawn = "".join(f"<figure>{svg}<figcaption>{escape.html(CAPTIONS[name])}</figcaption></figure>"
-                    for name, svg in figures.items() if svg)
-    return f"<div class='plots'>{drawn}</div>" if drawn else ""
+    draw: dict[str, Callable[[], str | None]] = {
+        "distribution": lambda: plots.distribution(views), "trend": lambda: plots.trend(views),
+        "speedup": lambda: plots.speedup(cases), "throughput": lambda: plots.throughput(cases),
+        "energy": lambda: plots.energy(views)}
+    drawn = []
+    for name, make in draw.items():
+        try:
+            svg = make()
+        except (ValueError, OverflowError, RuntimeError) as exc:  # one odd figure must not cost the page
+            drawn.append(f"<p class='muted small'>The {name} plot could not be drawn: {escape.html(str(exc))}</p>")
+            continue
+        if svg:
+            drawn.append(f"<figure>{svg}<figcaption>{escape.html(CAPTIONS[name])}</figcaption></figure>")
+    return f"<div class='plots'>{''.join(drawn)}</div>" if drawn else ""
