@@ -117,10 +117,11 @@ class Live:
     def _say(self, phase: str, always: bool) -> None:
         elapsed = self.clock() - self.started
         if self.tty:
-            text = f"pytest-trt {self.label} · {phase} · {elapsed:.1f} s" + (f"  (done: {self.last})" if self.last else "")
-            self._show(text)
+            done = f"  (done: {self.last})" if self.last else ""
+            self._show(f"pytest-trt {self.label} · {phase} · {elapsed:.1f} s{done}")
         elif always or self.clock() - self.printed >= self.interval:
-            self.out.line(f"pytest-trt {self.label}: {phase}" + (f" ({elapsed:.1f} s in)" if elapsed >= 0.05 else ""))
+            shown = f" ({elapsed:.1f} s in)" if elapsed >= 0.05 else ""
+            self.out.line(f"pytest-trt {self.label}: {phase}{shown}")
             self.printed = self.clock()
 
     def _show(self, text: str) -> None:

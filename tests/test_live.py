@@ -16,7 +16,6 @@ import pytest
 from pytest_trt.case import Case
 from pytest_trt.live import ERASE_LINE, Live
 from pytest_trt.records import CaseResult, CaseState, Stats, Timing
-
 from tests.conftest import FAST
 
 CASE = Case("resnet50", "torch", "fp16", 32, "cuda:0", "cuda-graph")
