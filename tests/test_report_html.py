@@ -229,3 +229,27 @@ def test_a_plot_that_fails_costs_its_figure_not_the_page(tmp_path: Path, monkeyp
     page = page_of(tmp_path, matrix(1.0, 600))
     assert "The trend plot could not be drawn: Axis limits cannot be NaN or Inf" in page
     assert page.count("<svg") == 4 and page.rstrip().endswith("</html>")
+
+
+def test_a_gated_run_writes_its_page_with_the_baselines_history(pytester: pytest.Pytester,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """--trt-report-html in a run against a 3-run baseline: the regression on top, the plots drawn
+    from the baseline's runs."""
+    pytest.importorskip("torch")
+    from tests.test_gate_acceptance import GATE, SLOW_CONFTEST, TEST, saved
+
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(SLOW_CONFTEST)
+    pytester.makepyfile(test_gate=TEST)
+    monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.0")
+    base = saved(pytester, pytester.path / "base.json")
+    monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.5")
+    page_path = pytester.path / "report.html"
+    result = pytester.runpytest(*GATE, "--trt-baseline", str(base), "--trt-confirm", "0",
+                                "--trt-report-html", str(page_path))
+    result.assert_outcomes(failed=1)
+    page = page_path.read_text()
+    assert page.index("1 REGRESSION") < page.index("<h3>delayed</h3>")
+    assert f"judged by this run against {base} (3 runs)" in page
+    if plots.available():
+        assert "Latency samples against the baseline" in page and "Median per baseline run" in page
