@@ -90,6 +90,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     session.parametrize(metafunc, metafunc.config.stash[CONTEXT])
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from pytest_trt import session
+
+    session.check_input_sizes(items)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

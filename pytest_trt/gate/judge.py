@@ -168,7 +168,10 @@ def _timing(verdict: Verdict, processes: Sequence[Measurement], history: history
     threshold = verdict.threshold
     kinds = [noise.classify(x, threshold) for x in night]
     kind, mode = kinds[0]
-    _fill(verdict, noise, mode, night, threshold, policy)
+    try:
+        _fill(verdict, noise, mode, night, threshold, policy)
+    except OverflowError:  # runs 10^300 apart, or a spread whose CI leaves the floats
+        return messages.beyond_range(verdict, noise, night[0])
     verdict.timing_outcome = kind
     if kind == "slower":
         slower = sum(1 for k, _ in kinds if k == "slower")
