@@ -71,6 +71,9 @@ class Entry:
     host: HostLoad | None = None
     flags: list[Flag] = field(default_factory=list)
     peak_tflops: float | None = None  # the run's GPU calibration (a measured matmul peak)
+    # medians of the backlog probe (timing.launch, timing.gpu_compute): whether the host or the GPU set the pace
+    launch_s: float | None = None
+    gpu_compute_s: float | None = None
 
     @property
     def median(self) -> float | None:
@@ -92,6 +95,8 @@ class Entry:
             clock=timing.clock if timing else None, calls_per_sample=timing.calls_per_sample if timing else 1,
             model_hash=result.build.model_hash, accuracy=result.accuracy, telemetry=result.telemetry,
             host=result.host, flags=list(result.flags), peak_tflops=result.build.peak_tflops,
+            launch_s=timing.launch.median if timing and timing.launch else None,
+            gpu_compute_s=timing.gpu_compute.median if timing and timing.gpu_compute else None,
         )
 
     def to_dict(self) -> JSONDict:
@@ -110,6 +115,7 @@ class Entry:
             "host": self.host.to_dict() if self.host else None,
             "flags": [f.value for f in self.flags],
             "peak_tflops": self.peak_tflops,
+            **({"launch_s": self.launch_s, "gpu_compute_s": self.gpu_compute_s} if self.launch_s else {}),
         }
 
     def to_result(self, key: str) -> CaseResult:

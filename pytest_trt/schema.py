@@ -274,9 +274,7 @@ def _entry(value: JSON, where: str, stored_key: str) -> Entry:
     from pytest_trt.baseline import MAX_SAMPLES, Entry
 
     data = _obj(value, where)
-    peak = data.get("peak_tflops")
-    if peak is not None and (isinstance(peak, bool) or not isinstance(peak, (int, float)) or not peak > 0):
-        raise SchemaError(f"{where}.peak_tflops: expected a positive number, got {_shown(peak)}")
+    peak, launch, gpu = (_positive(data.get(k), f"{where}.{k}") for k in ("peak_tflops", "launch_s", "gpu_compute_s"))
     return Entry(
         case=case(data.get("case"), f"{where}.case"),
         case_id=_text(data.get("case_id"), f"{where}.case_id") or "",
@@ -291,5 +289,13 @@ def _entry(value: JSON, where: str, stored_key: str) -> Entry:
         telemetry=telemetry(data.get("telemetry"), f"{where}.telemetry"),
         host=host(data.get("host"), f"{where}.host"),
         flags=flags(data.get("flags"), f"{where}.flags"),
-        peak_tflops=None if peak is None else float(peak),
+        peak_tflops=peak, launch_s=launch, gpu_compute_s=gpu,
     )
+
+
+def _positive(value: JSON, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise SchemaError(f"{where}: expected a positive number, got {_shown(value)}")
+    return float(value)

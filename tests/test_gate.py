@@ -234,6 +234,18 @@ def test_parse_threshold_rejects(text: str) -> None:
         gate.parse_threshold(text)
 
 
+def test_with_one_baseline_run_the_ratio_ci_uses_the_assumed_spread_as_the_band_does() -> None:
+    """One run measures no spread: the band assumes 2 % with a normal quantile, and so does the CI,
+    instead of a Student-t with one degree of freedom that widens an assumed 2 % to ×0.4–×2.5."""
+    verdict = gate.judge(night(1.5e-3, env("NVIDIA H200")), baseline([1e-3], env("NVIDIA A100")), RULES)
+    assert verdict.outcome is Outcome.INCOMPARABLE and verdict.ratio == pytest.approx(1.5, rel=1e-3)
+    assert verdict.ratio_ci is not None
+    low, high = verdict.ratio_ci
+    half = 2.3263 * 0.02 * math.sqrt(2)  # the normal quantile at alpha 1 %, the assumed spread, 1 + 1 processes
+    assert low == pytest.approx(1.5 * math.exp(-half), rel=1e-3)
+    assert high == pytest.approx(1.5 * math.exp(half), rel=1e-3)
+
+
 # -- entries the gate cannot judge fully: a verdict all the same --------------------------------
 
 
