@@ -113,6 +113,16 @@ class Controller:
         except OSError as exc:
             self._journal_failed = True
             self.failures.append(f"journal {path}: {exc.strerror or exc}")
+            self._close_journal()
+
+    def _close_journal(self) -> None:
+        """Close it, dropping what a full disk would not take: the failure is already one line."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            try:
+                journal.close()
+            except OSError:
+                pass
 
     # -- at the end ------------------------------------------------------------------------------
 
@@ -129,7 +139,7 @@ class Controller:
         self.written, failures = report.write_all(self.ctx, results, self.verdicts)
         self.failures += failures
         if self._journal is not None and not failures:
-            self._journal.close()  # the complete file is written: the journal has done its job
+            self._close_journal()  # the complete file is written: the journal has done its job
             journal_path(self.ctx).unlink(missing_ok=True)
         if self.failures:
             session.exitstatus = EXIT_OUTPUT_FAILED
