@@ -211,6 +211,16 @@ SAVER = textwrap.dedent(
     results = [CaseResult(Case("m", "torch", "fp32", 1, "cpu"), f"t.py::case[{i}]", "m", timing=timing)
                for i in range(60)]
     print("ready", flush=True)
+    if sys.argv[2] == "stall":  # one whole save, then the next stops with its temp file written
+        import os
+        import time
+        baseline.save(sys.argv[1], [baseline.new_run(results, env)], keep_runs=3)
+
+        def stall(fd):
+            print("mid-write", flush=True)
+            time.sleep(600)
+
+        os.fsync = stall
     while True:
         baseline.save(sys.argv[1], [baseline.new_run(results, env)], keep_runs=3)
     """
@@ -222,13 +232,19 @@ def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(7)
     kills = torn = 0
-    for _ in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], env=env, stdout=subprocess.PIPE)
+    for i in range(6):
+        # Every other writer is killed exactly mid-write (its temp file complete, not yet renamed), so
+        # the test does not hang on a loaded host's timing; the others at a random moment.
+        mode = "stall" if i % 2 else "run"
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path), mode], env=env, stdout=subprocess.PIPE)
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-        deadline = time.monotonic() + 60
-        while not path.exists() and time.monotonic() < deadline:  # a loaded host saves slowly
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.05, 0.6))  # a save of this file takes ~0.1 s: kills land mid-write
+        if mode == "stall":
+            assert proc.stdout.readline().strip() == b"mid-write"
+        else:
+            deadline = time.monotonic() + 60
+            while not path.exists() and time.monotonic() < deadline:  # a loaded host saves slowly
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.05, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += proc.returncode == -signal.SIGKILL
@@ -244,7 +260,7 @@ def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
                 assert all(len(e.samples) == 1000 for e in run.cases.values())
     assert kills == 6
     assert path.exists()
-    assert torn >= 1, "no kill landed during a write; the test proved nothing"
+    assert torn >= 3, "a writer stopped mid-write left no temp file"
 
 
 def _save_many(path: str, worker: int) -> None:
