@@ -51,3 +51,30 @@ def test_a_crashed_runs_journal_is_kept_by_the_next_run(user_project: pytest.Pyt
     assert result.ret == 0 and out.exists()
     kept = [p for p in tmp_path.glob("r.json.partial.jsonl.*")]
     assert len(kept) == 1 and kept[0].read_text() == left
+
+
+HOSTILE = "evil\n# FAKE HEADING\n![x](https://example.invalid/x.png) <img src=x onerror=alert(1)> \x1b[2J"
+
+
+def test_a_case_id_from_the_baseline_is_escaped_in_every_output(user_project: pytest.Pytester, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The baseline's case is not run tonight, so its id reaches each output as a MISSING verdict."""
+    from pytest_trt import baseline
+    from pytest_trt.case import Case
+    from pytest_trt.records import CaseResult
+
+    base = tmp_path / "b.json"
+    result = CaseResult(Case(HOSTILE, "torch", "fp32", 1, "cpu"), f"test_x.py::t[{HOSTILE}]", HOSTILE)
+    baseline.save(base, [baseline.new_run([result], {"hardware": {"kind": "cpu", "gpu_name": HOSTILE},
+                                                      "software": {}})])
+    summary, md, html = tmp_path / "summary.md", tmp_path / "r.md", tmp_path / "r.html"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1", "--trt-baseline", str(base),
+                                 "--trt-report-md", str(md), "--trt-report-html", str(html))
+    for text in (summary.read_text(), md.read_text()):
+        assert "MISSING" in text and "evil" in text
+        assert "\n# FAKE" not in text and "![x](" not in text and "\x1b" not in text
+        assert "<img" not in text.replace("\\<img", "")
+    page = html.read_text()
+    assert "evil" in page and "<img src=x" not in page and "\x1b" not in page
+    assert "evil" in run.stdout.str() and "\x1b[2J" not in run.stdout.str()
