@@ -379,3 +379,37 @@ def test_a_journal_that_cannot_be_written_is_one_line_and_the_run_goes_on(user_p
     result.stdout.fnmatch_lines([f"pytest-trt: error: could not write journal {results}.partial.jsonl*"])
     assert len(json.loads(results.read_text())["cases"]) == 2
     assert "INTERNALERROR" not in result.stdout.str()
+
+
+BROKEN_END = '''
+import pytest_trt.gate
+import pytest_trt.report
+
+
+def _broken(*args, **kwargs):
+    raise RuntimeError("a bug at the end of the run")
+
+
+pytest_trt.gate.missing = _broken
+pytest_trt.report.terminal_lines = _broken
+'''
+
+
+def test_an_error_in_judging_or_the_table_at_the_end_is_one_line_and_the_rest_written(
+        user_project: pytest.Pytester, tmp_path: Path) -> None:
+    from tests.conftest import USER_CONFTEST
+
+    base, results, md = tmp_path / "b.json", tmp_path / "r.json", tmp_path / "r.md"
+    first = user_project.runpytest(*ONE_CASE, "--trt-save-baseline", str(base))
+    assert first.ret == 0
+    user_project.makeconftest(BROKEN_END + USER_CONFTEST)
+    result = user_project.runpytest(*ONE_CASE, "--trt-baseline", str(base), "--trt-results", str(results),
+                                    "--trt-report-md", str(md))
+    assert result.ret == 4
+    result.stdout.fnmatch_lines([
+        "pytest-trt: error: the baseline's cases not run could not be listed: RuntimeError: a bug at the end*",
+        "pytest-trt: error: the results table could not be shown: RuntimeError: a bug at the end of the run",
+        "*1 passed*",
+    ])
+    assert json.loads(results.read_text())["cases"] and md.read_text().startswith("# pytest-trt results")
+    assert "INTERNALERROR" not in result.stdout.str() and "Traceback" not in result.stdout.str()
