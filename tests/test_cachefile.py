@@ -103,3 +103,21 @@ def test_a_converted_model_with_a_flipped_byte_is_converted_again(tmp_path: Path
     with pytest.warns(cachefile.CacheWarning):
         again = precision.convert(path, "fp16", cache_dir=tmp_path / "fp16")
     assert again == fp16 and cachefile.problem(again) is None
+
+
+def test_an_ort_profile_of_a_model_named_with_dot_dots_stays_in_the_cache(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from pytest_trt.backends.ort import OnnxRuntimeRunner
+    from pytest_trt.case import Case
+
+    path, _ = _export(tmp_path / "export")
+    cache = tmp_path / "deep" / "cache"
+    runner = OnnxRuntimeRunner(Case("../../../escaped", "onnxruntime", "fp32", 1, "cpu"), path, cache_dir=cache)
+    runner.prepare()
+    summary = runner.profile(np.zeros((1, 4), dtype=np.float32), runs=2)
+    trace = Path(summary["trace"]).resolve()
+    assert trace.parent == (cache / "ort-profiles").resolve() and trace.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "export"]
+    assert list((tmp_path / "deep").iterdir()) == [cache]
