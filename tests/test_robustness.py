@@ -413,3 +413,18 @@ def test_an_error_in_judging_or_the_table_at_the_end_is_one_line_and_the_rest_wr
     ])
     assert json.loads(results.read_text())["cases"] and md.read_text().startswith("# pytest-trt results")
     assert "INTERNALERROR" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(("option", "where", "reason"), [
+    ("--trt-results", "/proc/self/r.json", "it is under /proc"),
+    ("--trt-report-md", "{fifo}", "it is a FIFO, not a regular file"),
+    ("--trt-cache-dir", "/sys/cache", "it is under /sys"),
+])
+def test_an_unusable_output_path_stops_the_run_before_any_case(user_project: pytest.Pytester, fifo: Path,
+                                                                option: str, where: str, reason: str) -> None:
+    path = where.format(fifo=fifo)
+    result = user_project.runpytest(*ONE_CASE, option, path)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{option}: invalid value {path!r}; expected a *{reason}*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert "passed" not in result.stdout.str() and not (user_project.path / ".trt-cache").exists()
