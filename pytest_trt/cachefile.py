@@ -62,6 +62,25 @@ def verified(path: Path) -> bool:
     return False
 
 
+def read_verified(path: Path) -> bytes | None:
+    """The entry's bytes when its hash matches; None (a damaged one removed, with a warning) else."""
+    if not verified(path):
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != sidecar(path).read_text(encoding="ascii").strip():
+        return None  # replaced between the check and the read: rebuilt rather than trusted
+    return data
+
+
+def write_recorded(path: Path, data: bytes) -> None:
+    """Write an entry and its hash (the hash first: a reader never sees the entry without it)."""
+    record_digest(path, hashlib.sha256(data).hexdigest())
+    atomic.write_bytes(path, data)
+
+
 def discard(path: Path) -> None:
     path.unlink(missing_ok=True)
     sidecar(path).unlink(missing_ok=True)

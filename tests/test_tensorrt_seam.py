@@ -537,3 +537,25 @@ def test_real_tensorrt_runs_relu_at_every_batch(onnx_file: Path, tmp_path: Path,
     again.prepare()
     assert again.info["engine_from_cache"] is True
     again.close()
+
+
+def test_a_changed_calibration_table_or_timing_cache_is_not_used(onnx_file: Path, tmp_path: Path) -> None:
+    """Scales from a damaged table would be used silently: the table is calibrated again instead."""
+    from pytest_trt import cachefile
+
+    calibration = np.random.default_rng(0).standard_normal((20, *SAMPLE)).astype(np.float32)
+    spec = _spec(onnx_file, "int8", (1, 8, 32))
+    _build(spec, tmp_path, make_fake_tensorrt(version="10.8.0.43"), calibration=calibration,
+           calibration_device="cpu")
+    table = engine.calibration_cache_path(tmp_path, atomic.file_sha256(onnx_file), spec, calibration)
+    timing = engine.timing_cache_path(tmp_path, "10.8.0.43", GPU, CC)
+    table.write_bytes(b"FAKE-CALIBRATION-TABLF")
+    timing.write_bytes(b"|tunee")
+    trt = make_fake_tensorrt(version="10.8.0.43")
+    with pytest.warns(cachefile.CacheWarning) as caught:
+        _build(_spec(onnx_file, "int8", (1, 8, 32), optimization_level=5), tmp_path, trt,
+               calibration=calibration, calibration_device="cpu")
+    assert {Path(str(w.message).split()[2]).name for w in caught} == {table.name, timing.name}
+    assert "get_batch" in _names(trt)  # calibrated again
+    assert ("create_timing_cache", b"|tunee") not in trt.calls
+    assert table.read_bytes() == b"FAKE-CALIBRATION-TABLE" and cachefile.problem(table) is None
