@@ -87,10 +87,16 @@ def _resolve(path: Path) -> Path:
 
 
 def _existing_mode(target: Path) -> int | None:
+    """The mode an existing regular file keeps. A device, FIFO or socket is refused: renaming over
+    it would replace the node itself (as root, ``/dev/full`` became an HTML page)."""
     try:
-        return stat.S_IMODE(target.stat().st_mode)
+        info = target.stat()
     except FileNotFoundError:
         return None
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL if not stat.S_ISDIR(info.st_mode) else errno.EISDIR,
+                      "not a regular file" if not stat.S_ISDIR(info.st_mode) else "is a directory", str(target))
+    return stat.S_IMODE(info.st_mode)
 
 
 def _create_temp(target: Path) -> tuple[int, Path]:
