@@ -6,7 +6,9 @@ A file is read into these types and then into records; a wrong type is the file'
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from typing import TypeAlias
 
 # A JSON value: what a record keeps of facts it does not model itself (a backend's build details).
@@ -34,3 +36,13 @@ def as_list(value: JSON) -> list[JSON]:
     if not isinstance(value, list):
         raise TypeError(f"expected a list, got {type(value).__name__}")
     return value
+
+
+def plain(info: Mapping[str, object]) -> JSONDict:
+    """Free-form facts (a runner's) as JSON values: numpy scalars as numbers, anything else as text."""
+    def default(value: object) -> object:
+        item = getattr(value, "item", None)  # numpy scalars
+        return item() if callable(item) else str(value)
+
+    data: JSONDict = json.loads(json.dumps(info, default=default))
+    return data

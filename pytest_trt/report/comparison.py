@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_trt import compare as cmp
-from pytest_trt.report import escape, table
+from pytest_trt.report import escape, grid
 from pytest_trt.verdict import Verdict, format_seconds
 
 BOUND_WORDS = {cmp.GPU: "GPU-bound", cmp.HOST: "host-bound", cmp.UNKNOWN: "unknown", cmp.CPU: "CPU"}
@@ -111,8 +111,8 @@ def _geomean_lines(result: cmp.Comparison, later: int, rows: Sequence[cmp.Row], 
 
 def _text_table(header: list[str], body: list[list[str]]) -> list[str]:
     left = [i == 0 or header[i].startswith(("verdict", "bound", "flags")) for i in range(len(header))]
-    return table.text_grid(header, body, left=left, rule=True)
+    return grid.text_grid(header, body, left=left, rule=True)
 
 
 def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
-    return table.markdown_grid(header, body, right=[i > 0 for i in range(len(header))])
+    return grid.markdown_grid(header, body, right=[i > 0 for i in range(len(header))])

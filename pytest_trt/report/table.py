@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pytest_trt.records import CaseResult, CaseState, Flag, Stats
 from pytest_trt.report import escape
+from pytest_trt.report.grid import markdown_grid, text_grid
 from pytest_trt.verdict import Verdict, format_percent
 
 COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "calls/sample", "items/s",
@@ -99,33 +100,6 @@ def _drop_empty(header: tuple[str, ...], body: list[list[str]]) -> tuple[list[st
     """Hide columns with nothing to say (no telemetry on CPU, no verdicts without a baseline)."""
     keep = [i for i, name in enumerate(header) if name in ALWAYS or any(row[i] not in ("", "-") for row in body)]
     return [header[i] for i in keep], [[row[i] for i in keep] for row in body]
-
-
-class Markup(str):
-    """A markdown cell already written for the medium (a bold verdict): the grid does not escape it again."""
-
-
-def text_grid(header: Sequence[str], body: Sequence[Sequence[str]], *, left: Sequence[bool] | None = None,
-              rule: bool = False) -> list[str]:
-    """Columns padded to their widest cell, escaped for a terminal; ``left[i]`` False right-aligns column i."""
-    cells = [[escape.terminal(c) for c in row] for row in [header, *body]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lefts = list(left) if left is not None else [True] * len(header)
-    fmt = "  ".join(f"{{:{'<' if lefts[i] else '>'}{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*cells[0])]
-    if rule:
-        lines.append(fmt.format(*("-" * w for w in widths)))
-    return [line.rstrip() for line in lines + [fmt.format(*row) for row in cells[1:]]]
-
-
-def markdown_grid(header: Sequence[str], body: Sequence[Sequence[str]], *,
-                  right: Sequence[bool] | None = None) -> list[str]:
-    """A markdown table, every cell escaped (but ``Markup``); ``right[i]`` right-aligns column i."""
-    def line(row: Sequence[str]) -> str:
-        return "| " + " | ".join(c if isinstance(c, Markup) else escape.markdown(c) for c in row) + " |"
-
-    rights = list(right) if right is not None else [False] * len(header)
-    return [line(header), "|" + "".join("---:|" if r else "---|" for r in rights), *(line(row) for row in body)]
 
 
 def text(table: Table) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from pytest_trt.records import JSON, Flag
 from pytest_trt.report import escape
-from pytest_trt.report.table import Markup, markdown_grid
+from pytest_trt.report.grid import Markup, markdown_grid
 from pytest_trt.verdict import SEVERITY, Outcome, Verdict, format_percent, format_seconds
 
 EXPLAINED = {
