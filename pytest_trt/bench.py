@@ -8,11 +8,9 @@ where it was (``pytest_trt.progress``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
 
 import numpy as np
 
@@ -21,6 +19,7 @@ from pytest_trt.backends.base import Runner
 from pytest_trt.case import Case
 from pytest_trt.checks import AccuracyLimits
 from pytest_trt.context import Context, on_stream
+from pytest_trt.jsontypes import plain
 from pytest_trt.model import ModelSpec
 from pytest_trt.records import (
     Accuracy,
@@ -28,7 +27,6 @@ from pytest_trt.records import (
     CaseResult,
     CaseState,
     HostLoad,
-    JSONDict,
     TaskMetric,
     Telemetry,
     Timing,
@@ -122,16 +120,6 @@ def _finish(result: CaseResult, timing: Timing, telemetry: Telemetry | None, loa
     return result
 
 
-def plain(info: dict[str, Any]) -> JSONDict:
-    """A runner's free-form facts as JSON values: numpy scalars, torch's version string, paths."""
-    def default(value: Any) -> Any:
-        item = getattr(value, "item", None)  # numpy scalars
-        return item() if callable(item) else str(value)
-
-    data: JSONDict = json.loads(json.dumps(info, default=default))
-    return data
-
-
 @contextmanager
 def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
     start = time.perf_counter()
@@ -174,12 +162,12 @@ def timing_method(ctx: Context, nodeid: str) -> tuple[bool, int]:
 
 def _measure(
     ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, nodeid: str, deadline: Deadline = NO_DEADLINE
-) -> tuple[Timing, Telemetry | None, HostLoad, Any]:
+) -> tuple[Timing, Telemetry | None, HostLoad, object]:
     from pytest_trt import telemetry as telemetry_mod
     from pytest_trt.timing import Budget, measure
 
     handle = runner.load_inputs(inputs)
-    last: list[Any] = [None]
+    last: list[object] = [None]  # the latest output, in the backend's own type
 
     def step() -> None:
         # Drop the previous output before the next call, not after it: holding it added an output's
