@@ -8,6 +8,8 @@ same directory as the file written, is fsynced, renamed over it, and the rename 
   its mode.
 - Symlinks: writing through a link replaces the file it points to and keeps the link (a results path
   may be a link into a shared folder); renaming over the link itself would turn it into a plain file.
+- A target that exists and is no regular file (FIFO, device, socket, directory) is refused with an
+  ``OSError``: renaming over it would replace the node itself.
 - Temp files are named ``.<name>.<random>.tmp`` beside the file written. A writer killed mid-write
   (SIGKILL, OOM killer, CI time limit) leaves one behind; the next successful write of the same file
   removes its temp files untouched for ``STALE_AFTER_S``. A live writer keeps touching its temp file, so
