@@ -23,6 +23,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_NAME = 80
 
 
+NO_HASH = "has no readable content hash beside it"
+MISMATCH = "does not match the content hash recorded when it was written"
+
+
 class CacheWarning(UserWarning):
     """A cached file failed its check and is rebuilt."""
 
@@ -55,23 +59,24 @@ def verified(path: Path) -> bool:
     if not path.is_file():
         return False
     reason = problem(path)
-    if reason is None:
-        return True
-    warnings.warn(CacheWarning(f"pytest-trt: cached {path} {reason}; rebuilding it"), stacklevel=2)
-    discard(path)
-    return False
+    if reason is not None:
+        _reject(path, reason)
+    return reason is None
 
 
 def read_verified(path: Path) -> bytes | None:
-    """The entry's bytes when its hash matches; None (a damaged one removed, with a warning) else."""
-    if not verified(path):
+    """The entry's bytes, read once and checked; None (a damaged one removed, warning) otherwise."""
+    if not path.is_file():
         return None
     try:
         data = path.read_bytes()
-    except OSError:
+    except OSError as exc:
+        _reject(path, f"cannot be read ({exc.strerror or exc})")
         return None
-    if hashlib.sha256(data).hexdigest() != sidecar(path).read_text(encoding="ascii").strip():
-        return None  # replaced between the check and the read: rebuilt rather than trusted
+    expected = _expected(path)
+    if expected is None or hashlib.sha256(data).hexdigest() != expected:
+        _reject(path, NO_HASH if expected is None else MISMATCH)
+        return None
     return data
 
 
@@ -88,12 +93,23 @@ def discard(path: Path) -> None:
 
 def problem(path: Path) -> str | None:
     """Why the existing entry ``path`` cannot be used, or None when its hash matches."""
-    try:
-        expected = sidecar(path).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return "has no readable content hash beside it"
+    expected = _expected(path)
+    if expected is None:
+        return NO_HASH
     try:
         actual = atomic.file_sha256(path)
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
-    return None if actual == expected else "does not match the content hash recorded when it was written"
+    return None if actual == expected else MISMATCH
+
+
+def _expected(path: Path) -> str | None:
+    try:
+        return sidecar(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _reject(path: Path, reason: str) -> None:
+    warnings.warn(CacheWarning(f"pytest-trt: cached {path} {reason}; rebuilding it"), stacklevel=3)
+    discard(path)

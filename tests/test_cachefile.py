@@ -57,6 +57,16 @@ def test_a_damaged_entry_is_removed_with_a_warning(tmp_path: Path, damage: str) 
     assert not path.exists() and not cachefile.sidecar(path).exists()
 
 
+def test_bytes_read_once_are_the_bytes_checked(tmp_path: Path) -> None:
+    path = tmp_path / "table.bin"
+    cachefile.write_recorded(path, b"scales")
+    assert cachefile.read_verified(path) == b"scales"
+    path.write_bytes(b"scaleS")
+    with pytest.warns(cachefile.CacheWarning, match="does not match"):
+        assert cachefile.read_verified(path) is None
+    assert not path.exists() and cachefile.read_verified(path) is None
+
+
 def test_an_intact_entry_is_used_without_a_warning(tmp_path: Path) -> None:
     path = _entry(tmp_path, b"intact")
     with warnings.catch_warnings():
