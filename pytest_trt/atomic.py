@@ -8,6 +8,8 @@ same directory as the file written, is fsynced, renamed over it, and the rename 
   its mode.
 - Symlinks: writing through a link replaces the file it points to and keeps the link (a results path
   may be a link into a shared folder); renaming over the link itself would turn it into a plain file.
+- A target that exists and is no regular file (FIFO, device, socket, directory) is refused with an
+  ``OSError``: renaming over it would replace the node itself.
 - Temp files are named ``.<name>.<random>.tmp`` beside the file written. A writer killed mid-write
   (SIGKILL, OOM killer, CI time limit) leaves one behind; the next successful write of the same file
   removes its temp files untouched for ``STALE_AFTER_S``. A live writer keeps touching its temp file, so
@@ -87,10 +89,16 @@ def _resolve(path: Path) -> Path:
 
 
 def _existing_mode(target: Path) -> int | None:
+    """The mode an existing regular file keeps. A device, FIFO or socket is refused: renaming over
+    it would replace the node itself (as root, ``/dev/full`` became an HTML page)."""
     try:
-        return stat.S_IMODE(target.stat().st_mode)
+        info = target.stat()
     except FileNotFoundError:
         return None
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL if not stat.S_ISDIR(info.st_mode) else errno.EISDIR,
+                      "not a regular file" if not stat.S_ISDIR(info.st_mode) else "is a directory", str(target))
+    return stat.S_IMODE(info.st_mode)
 
 
 def _create_temp(target: Path) -> tuple[int, Path]:

@@ -72,6 +72,14 @@ def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{prog}: error: --threshold: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.html is not None:
+        from pytest_trt import paths
+
+        try:
+            paths.output_file(Path(args.html))
+        except paths.PathProblem as exc:
+            print(f"{prog}: error: --html {escape.terminal(args.html)}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         parts = sections.from_files(args.files, threshold)
     except BaselineError as exc:

@@ -40,8 +40,11 @@ class Controller:
         self.verdicts: list[Verdict] = []
         self.written: list[str] = []
         self.failures: list[str] = []  # end-of-run writes that failed, one line each
+        self.problems: list[str] = []  # other end-of-run errors, one line each
+        self._session: pytest.Session | None = None
         self.started = time.time()  # progress files older than this belong to other runs
         self._journal: IO[str] | None = None
+        self._journal_failed = False
         self.on_result: list[Callable[[CaseResult], None]] = []  # hear each case's result once (live display)
 
     # -- while the run goes ----------------------------------------------------------------------
@@ -95,17 +98,33 @@ class Controller:
                              "time limit) before it finished", running.get(nodeid))
 
     def _journal_write(self, value: JSONDict) -> None:
-        """Append each result as it arrives; a journal a crashed run left is kept, never truncated."""
-        if self._journal is None:
-            path = journal_path(self.ctx)
-            try:
+        """Append each result as it arrives; a journal a crashed run left is kept, never truncated.
+
+        A journal that cannot be written (a full disk) is one failure line at the end, not an error
+        inside pytest's report hook: the run goes on, and the results file is still attempted.
+        """
+        if self._journal_failed:
+            return
+        path = journal_path(self.ctx)
+        try:
+            if self._journal is None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._journal = _fresh_journal(path).open("w", encoding="utf-8")
-            except OSError as exc:
-                self.failures.append(f"journal {path}: {exc.strerror or exc}")
-                return
-        self._journal.write(json.dumps(value, default=str) + "\n")
-        self._journal.flush()
+            self._journal.write(json.dumps(value, default=str) + "\n")
+            self._journal.flush()
+        except OSError as exc:
+            self._journal_failed = True
+            self.failures.append(f"journal {path}: {exc.strerror or exc}")
+            self._close_journal()
+
+    def _close_journal(self) -> None:
+        """Close it, dropping what a full disk would not take: the failure is already one line."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            try:
+                journal.close()
+            except OSError:
+                pass
 
     # -- at the end ------------------------------------------------------------------------------
 
@@ -113,18 +132,23 @@ class Controller:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_trt import report
 
+        self._session = session
         self._record_interrupted()
         progress.clear(self.ctx.cache_dir, self.started)
         if not self.results:
             return
         results = sorted(self.results.values(), key=lambda r: r.nodeid)
-        self.verdicts = self._verdicts(results)
+        try:
+            self.verdicts = self._verdicts(results)
+        except Exception as exc:  # a bug in judging costs the missing-case verdicts, not every output
+            self.verdicts = [r.verdict for r in results if r.verdict is not None]
+            self.problems.append(f"the baseline's cases not run could not be listed: {type(exc).__name__}: {exc}")
         self.written, failures = report.write_all(self.ctx, results, self.verdicts)
         self.failures += failures
         if self._journal is not None and not failures:
-            self._journal.close()  # the complete file is written: the journal has done its job
+            self._close_journal()  # the complete file is written: the journal has done its job
             journal_path(self.ctx).unlink(missing_ok=True)
-        if self.failures:
+        if self.failures or self.problems:
             session.exitstatus = EXIT_OUTPUT_FAILED
 
     def _verdicts(self, results: list[CaseResult]) -> list[Verdict]:
@@ -140,12 +164,21 @@ class Controller:
 
         if self.results:
             terminalreporter.write_sep("=", "pytest-trt results")
-            for line in report.terminal_lines(sorted(self.results.values(), key=lambda r: r.nodeid), self.verdicts):
+            try:
+                lines = report.terminal_lines(sorted(self.results.values(), key=lambda r: r.nodeid), self.verdicts)
+            except Exception as exc:  # the table is lost, not pytest's own summary and pass/fail line
+                lines = []
+                self.problems.append(f"the results table could not be shown: {type(exc).__name__}: {exc}")
+                if self._session is not None:  # pytest reads the status after its summary
+                    self._session.exitstatus = EXIT_OUTPUT_FAILED
+            for line in lines:
                 terminalreporter.write_line(line)
         for path in self.written:
             terminalreporter.write_line(f"pytest-trt: wrote {path}")
         for failure in self.failures:
             terminalreporter.write_line(f"pytest-trt: error: could not write {failure}", red=True)
+        for problem in self.problems:
+            terminalreporter.write_line(f"pytest-trt: error: {problem}", red=True)
         warning = self._xdist_cpu_warning()
         if warning:
             terminalreporter.write_line(f"pytest-trt: warning: {warning}", yellow=True)

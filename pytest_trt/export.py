@@ -40,12 +40,15 @@ def export_onnx(spec: ModelSpec, module: torch.nn.Module, cache_dir: Path) -> tu
     import filelock
     import torch
 
+    from pytest_trt import cachefile
+
     key = model_hash(module, spec.input_shape)
-    target = cache_dir / "onnx" / f"{_safe(spec.name)}-{key[:16]}-op{OPSET}-torch{torch.__version__}.onnx"
+    target = cache_dir / "onnx" / (
+        f"{cachefile.safe_name(spec.name)}-{key[:16]}-op{OPSET}-torch{cachefile.safe_name(torch.__version__)}.onnx")
     info: dict[str, Any] = {"model_hash": key, "onnx_path": str(target)}
     target.parent.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(target) + ".lock"):  # xdist workers may export the same model
-        if target.exists():
+        if cachefile.verified(target):
             info["export_cached"] = True
             return target, info
         start = time.perf_counter()
@@ -56,6 +59,8 @@ def export_onnx(spec: ModelSpec, module: torch.nn.Module, cache_dir: Path) -> tu
 
 def _export_atomically(module: torch.nn.Module, input_shape: tuple[int, ...], target: Path) -> None:
     import torch
+
+    from pytest_trt import cachefile
 
     example = torch.randn(2, *input_shape)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.tmp")
@@ -72,6 +77,7 @@ def _export_atomically(module: torch.nn.Module, input_shape: tuple[int, ...], ta
                     raise BuildError(
                         f"ONNX export failed: {_one_line(legacy_error)}; dynamo exporter: {_one_line(exc)}"
                     ) from exc
+        cachefile.record(target, source=Path(tmp))
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -103,6 +109,3 @@ def _one_line(exc: BaseException) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
     return f"{type(exc).__name__}: {(text.splitlines() or [''])[0]}"
 
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

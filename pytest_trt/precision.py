@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_trt import atomic
+from pytest_trt import atomic, cachefile
 from pytest_trt.backends.base import UnsupportedCase
 from pytest_trt.case import PRECISIONS
 
@@ -154,14 +154,14 @@ def convert(
     key = cache_key(onnx_path, precision, effective, calibration, keep_io_fp32, reduce_range)
     suffix = f"-{effective}" if effective else ""
     suffix += "-r7" if reduce_range else ""
-    target = Path(cache_dir) / f"{onnx_path.stem}-{precision}{suffix}-{key[:16]}.onnx"
-    if target.is_file():
+    target = Path(cache_dir) / f"{cachefile.safe_name(onnx_path.stem)}-{precision}{suffix}-{key[:16]}.onnx"
+    if cachefile.verified(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
     with FileLock(str(target) + ".lock"):
-        if target.is_file():  # another process finished it while we waited
+        if cachefile.verified(target):  # another process finished it while we waited
             return target
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
             scratch = Path(tmp) / "model.onnx"
@@ -170,6 +170,7 @@ def convert(
             else:
                 assert calibration is not None  # checked in _check
                 _quantize(onnx_path, scratch, precision, effective, calibration, Path(tmp), reduce_range)
+            cachefile.record(target, source=scratch)
             os.replace(scratch, target)  # atomic on one file system: readers see all or nothing
     with suppress(OSError):
         Path(str(target) + ".lock").unlink()

@@ -141,11 +141,11 @@ def environment(value: JSON, where: str) -> JSONDict:
         for key, item in block.items():
             _text(key, f"{where}.{part} key")
             if isinstance(item, dict):
-                raise SchemaError(f"{where}.{part}.{key}: expected a value, got an object")
+                raise SchemaError(f"{where}.{part}[{key!r}]: expected a value, got an object")  # repr: one line
             if isinstance(item, list) and not all(isinstance(x, (str, int, float)) or x is None for x in item):
-                raise SchemaError(f"{where}.{part}.{key}: expected a list of values")
+                raise SchemaError(f"{where}.{part}[{key!r}]: expected a list of values")
             if isinstance(item, str):
-                _text(item, f"{where}.{part}.{key}")
+                _text(item, f"{where}.{part}[{key!r}]")
     return data
 
 

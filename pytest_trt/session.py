@@ -38,6 +38,24 @@ def validate(config: pytest.Config, ctx: Context) -> None:
             ctx.baseline = baseline.load(ctx.settings.baseline)
         except baseline.BaselineError as exc:
             raise pytest.UsageError(f"--trt-baseline: {exc}") from None
+    _check_save_baseline(ctx)
+
+
+def _check_save_baseline(ctx: Context) -> None:
+    """A baseline this run appends to must load now: at the end it would be left as it is (never
+    replaced), and the run's measurements could not be added to it."""
+    from pytest_trt import baseline, paths
+
+    target, read = ctx.settings.save_baseline, ctx.settings.baseline
+    if target is None or not target.exists() or target.stat().st_size == 0:
+        return
+    if read is not None and ctx.baseline is not None and paths.same_file(target, read):
+        return  # loaded just above
+    try:
+        baseline.load(target)
+    except baseline.BaselineError as exc:
+        raise pytest.UsageError(f"--trt-save-baseline: {exc}; this run could not append to it (fix or move "
+                                "it; it is never replaced)") from None
 
 
 def parametrize(metafunc: pytest.Metafunc, ctx: Context) -> None:

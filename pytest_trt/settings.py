@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_trt import backends as backend_registry
+from pytest_trt import paths
 from pytest_trt.case import PRECISIONS
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -257,15 +258,33 @@ def _writable_file(option: str, text: str | None) -> Path | None:
     """A path we will write at the end of the session: fail now, not after an hour of benchmarks."""
     if text is None:
         return None
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise fail(option, text, "a file path, not a directory")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise fail(option, text, "a path in a writable directory")
-    return path
+    try:
+        return paths.output_file(Path(text))
+    except paths.PathProblem as exc:
+        raise fail(option, text, f"a path in a writable directory ({exc})") from None
+
+
+def _writable_dir(option: str, text: str) -> Path:
+    try:
+        return paths.output_dir(Path(text))
+    except paths.PathProblem as exc:
+        raise fail(option, text, f"a directory this process can write ({exc})") from None
+
+
+def _check_outputs(settings: Settings) -> None:
+    """Each output its own file, none the baseline read: results written over the --trt-baseline
+    would replace it with a file of another format at the end of the run. Appending this run to the
+    baseline it is judged against (--trt-save-baseline = --trt-baseline) is the nightly pattern."""
+    named = [(name, path) for name, path in (
+        ("results", settings.results), ("save-baseline", settings.save_baseline),
+        ("report-md", settings.report_md), ("report-html", settings.report_html),
+        ("benchmark-json", settings.benchmark_json)) if path is not None]
+    if settings.baseline is not None:
+        named += [("baseline", settings.baseline)]
+    for i, (name, path) in enumerate(named):
+        for other, other_path in named[i + 1:]:
+            if {name, other} != {"save-baseline", "baseline"} and paths.same_file(path, other_path):
+                raise fail(other, str(other_path), f"another file than --trt-{name}")
 
 
 def _readable_file(option: str, text: str | None) -> Path | None:
@@ -295,7 +314,7 @@ def resolve(config: pytest.Config) -> Settings:
         devices = parse_devices(devices_text) if devices_text else None
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return Settings(
+    settings = Settings(
         backends=parse_list("backend", backend, backend_registry.names()) if backend else None,
         precisions=parse_list("precision", _raw(config, "precision") or "fp32", PRECISIONS),
         batch_sizes=parse_batch_sizes(_raw(config, "batch-size") or "1,8"),
@@ -311,7 +330,7 @@ def resolve(config: pytest.Config) -> Settings:
         min_time_s=min_time,
         max_time_s=max_time,
         min_iterations=_whole("min-iterations", _raw(config, "min-iterations") or "10", 1, MAX_MIN_ITERATIONS),
-        cache_dir=Path(_raw(config, "cache-dir") or ".trt-cache").expanduser(),
+        cache_dir=_writable_dir("cache-dir", _raw(config, "cache-dir") or ".trt-cache"),
         report_html=_writable_file("report-html", _raw(config, "report-html")),
         report_md=_writable_file("report-md", _raw(config, "report-md")),
         benchmark_json=_writable_file("benchmark-json", _raw(config, "benchmark-json")),
@@ -327,6 +346,8 @@ def resolve(config: pytest.Config) -> Settings:
         l2_explicit=_raw(config, "l2") is not None,
         calls_per_sample_explicit=_raw(config, "calls-per-sample") is not None,
     )
+    _check_outputs(settings)
+    return settings
 
 
 def parse_calls_per_sample(text: str) -> int:

@@ -263,3 +263,12 @@ def test_killed_and_concurrent_writers_never_leave_a_torn_file(tmp_path: Path) -
         _age(path, atomic.STALE_AFTER_S + 1)
     atomic.write_json(target, _version("final", 1))  # the next write removes what they left
     assert _check(target) == "final" and not _temps(tmp_path)
+
+
+def test_a_fifo_in_the_way_is_refused_and_kept(tmp_path: Path) -> None:
+    """Renaming over a FIFO or device would replace the node itself (root can do it even in /dev)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        atomic.write_text(fifo, "x")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and _temps(tmp_path) == []

@@ -212,6 +212,16 @@ SAVER = textwrap.dedent(
     results = [CaseResult(Case("m", "torch", "fp32", 1, "cpu"), f"t.py::case[{i}]", "m", timing=timing)
                for i in range(60)]
     print("ready", flush=True)
+    if sys.argv[2] == "stall":  # one whole save, then the next stops with its temp file written
+        import os
+        import time
+        baseline.save(sys.argv[1], [baseline.new_run(results, env)], keep_runs=3)
+
+        def stall(fd):
+            print("mid-write", flush=True)
+            time.sleep(600)
+
+        os.fsync = stall
     while True:
         baseline.save(sys.argv[1], [baseline.new_run(results, env)], keep_runs=3)
     """
@@ -228,8 +238,8 @@ def _kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], limit_s
 
 
 def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
-    """Kills at random moments of a save loop, and kills the moment a temp file appears (mid-write by
-    construction): the baseline always loads whole, and what a killed writer left is only its temp file."""
+    """Kills at random moments of a save loop, the moment a temp file appears, and at the temp file's
+    fsync: the baseline always loads whole, and what a killed writer left is only its temp file."""
     path = tmp_path / "big.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(7)
@@ -239,9 +249,15 @@ def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
         return bool(list(tmp_path.glob(".big.json.*.tmp")))
 
     for attempt in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], env=env, stdout=subprocess.PIPE)
+        # 0, 3: a random moment; 1, 4: the moment a temp file appears (polled: a slow host may miss
+        # it); 2, 5: stopped at the temp file's fsync, so a kill mid-write is certain
+        mode = "stall" if attempt % 3 == 2 else "run"
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path), mode], env=env, stdout=subprocess.PIPE)
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-        if attempt % 2:
+        if mode == "stall":
+            assert proc.stdout.readline().strip() == b"mid-write"
+            _kill_when(proc, lambda: True)
+        elif attempt % 3 == 1:
             _kill_when(proc, writing)
         else:
             pause = time.monotonic() + rng.uniform(0.05, 0.6)
@@ -259,7 +275,7 @@ def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
                 assert all(len(e.samples) == 1000 for e in run.cases.values())
     assert kills == 6
     assert path.exists()
-    assert torn >= 1, "no kill landed during a write; the test proved nothing"
+    assert torn >= 2, "a writer stopped mid-write left no temp file"
 
 
 def _save_many(path: str, worker: int) -> None:

@@ -273,3 +273,15 @@ def test_what_pytest_trt_writes_loads_and_is_judged(doc: dict[str, Any], tonight
     document = schema.results(json.loads(json.dumps(tonight)), "tonight")
     results = document.cases + [e.to_result(k) for run in loaded.runs for k, e in run.cases.items()]
     _judge_all(loaded, results, document.environment)
+
+
+@pytest.mark.parametrize("value", [{"x": 1}, [[1]]])
+def test_a_key_with_a_newline_is_named_on_one_line(tmp_path: Path, value: Any) -> None:
+    """Found by the fuzzer: a software key "a\\nb" with a wrong value split the error over two lines."""
+    doc = {"schema_version": 1, "tool": "pytest-trt", "runs": [
+        {"run_id": "r", "created": "2026-01-01T00:00:00+00:00", "cases": {},
+         "environment": {"hardware": {"kind": "cpu"}, "software": {"a\nb": value}}}]}
+    path = _write(tmp_path / "b.json", doc)
+    with pytest.raises(BaselineError) as info:
+        baseline.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value) and "'a\\nb'" in str(info.value)

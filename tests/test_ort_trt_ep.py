@@ -142,3 +142,31 @@ def test_real_onnxruntime_takes_the_options_and_fallback_is_caught(tmp_path: Pat
 def test_available_matches_onnxruntime() -> None:
     ort = pytest.importorskip("onnxruntime")
     assert ort_trt_ep.available() == ("TensorrtExecutionProvider" in ort.get_available_providers())
+
+
+@pytest.mark.parametrize("changed", ["ort", "trt", "gpu", "cc"])
+def test_the_engine_cache_is_keyed_by_versions_and_gpu(tmp_path: Path, changed: str) -> None:
+    """The EP's engine file names stay the same across these; only the folder tells them apart."""
+    base = {"ort": "1.23.0", "trt": "10.13.0", "gpu": "NVIDIA H200", "cc": "90"}
+    other = {**base, changed: base[changed] + "1"}
+
+    def engines(v: dict[str, str]) -> str:
+        namespace = ort_trt_ep.cache_namespace(v["ort"], v["trt"], v["gpu"], v["cc"])
+        return str(_trt(ort_trt_ep.provider_options(_case("fp16"), tmp_path, namespace=namespace))
+                   ["trt_engine_cache_path"])
+
+    assert engines(base) != engines(other)
+    assert Path(engines(base)).is_relative_to(tmp_path / "ort-trt-ep")
+
+
+def test_without_a_known_tensorrt_version_nothing_is_cached(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    assert ort_trt_ep.tensorrt_version() is None and ort_trt_ep.current_namespace(0) is None
+    options = _trt(ort_trt_ep.provider_options(_case("fp16"), tmp_path, namespace=None))
+    assert options["trt_engine_cache_enable"] is False and "trt_engine_cache_path" not in options

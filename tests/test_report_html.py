@@ -253,3 +253,18 @@ def test_a_gated_run_writes_its_page_with_the_baselines_history(pytester: pytest
     assert f"judged by this run against {base} (3 runs)" in page
     if plots.available():
         assert "Latency samples against the baseline" in page and "Median per baseline run" in page
+
+
+@pytest.mark.parametrize("where", ["fifo", "/proc/self/report.html"])
+def test_report_html_refuses_an_output_that_is_no_regular_file_before_reading(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    import os
+    import stat
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = str(fifo) if where == "fifo" else where
+    code = cli.main(["report", str(write_baseline(tmp_path / "b.json", 1)), "--html", out])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"pytest-trt report: error: --html {out}: it is ") and err.count("\n") == 1
+    assert stat.S_ISFIFO(fifo.stat().st_mode)

@@ -211,3 +211,220 @@ def test_a_user_models_batch_that_cannot_fit_is_that_cases_error(user_project: p
                                  "batch whose inputs fit in memory*"])
     assert "ArrayMemoryError" not in result.stdout.str() and "Traceback" not in result.stdout.str()
     assert {c["status"] for c in _cases(out)} == {"ok", "error"}
+
+
+# -- output paths, checked before any work ---------------------------------------------------------
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    import os
+
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "reason"),
+    [
+        ("--trt-results", "/proc/self/results.json", "it is under /proc"),
+        ("--trt-report-md", "/sys/kernel/report.md", "it is under /sys"),
+        ("--trt-benchmark-json", "/dev/null", "it is under /dev"),
+        ("--trt-report-html", "/dev/full", "it is under /dev"),
+        ("--trt-save-baseline", "{tmp}", "it is a directory"),
+        ("--trt-results", "{fifo}", "it is a FIFO, not a regular file"),
+        ("--trt-results", "{tmp}/a-file/results.json", "a-file is not a directory"),
+        ("--trt-cache-dir", "{tmp}/a-file", "it is not a regular file, not a directory"),
+        ("--trt-cache-dir", "/proc/cache", "it is under /proc"),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_refused_up_front(pytester: pytest.Pytester, tmp_path: Path,
+                                                                  fifo: Path, option: str, where: str,
+                                                                  reason: str) -> None:
+    from pytest_trt import settings
+
+    (tmp_path / "a-file").write_text("not a directory")
+    path = where.format(tmp=tmp_path, fifo=fifo)
+    with pytest.raises(pytest.UsageError) as info:
+        settings.resolve(pytester.parseconfig(option, path))
+    assert str(info.value).startswith(f"{option}: invalid value {path!r}; expected a ")
+    assert reason in str(info.value)
+
+
+def test_a_directory_that_refuses_new_files_is_refused(pytester: pytest.Pytester, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Permission bits do not tell (root passes os.access; a read-only mount passes some checks), so
+    a temp file is made there: here it fails as on a read-only file system."""
+    import errno
+    import tempfile
+
+    from pytest_trt import settings
+
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    config = pytester.parseconfig("--trt-results", str(tmp_path / "r.json"))
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(pytest.UsageError, match="--trt-results: .*cannot create a file in .*Read-only file system"):
+        settings.resolve(config)
+
+
+def test_a_probe_leaves_nothing_behind(tmp_path: Path) -> None:
+    from pytest_trt import paths
+
+    paths.output_file(tmp_path / "sub" / "r.json")
+    paths.output_dir(tmp_path / "cache")
+    assert list(tmp_path.iterdir()) == []  # neither the probe nor the missing directories
+
+
+def test_results_over_the_baseline_would_replace_it_and_are_refused(pytester: pytest.Pytester,
+                                                                   tmp_path: Path) -> None:
+    from pytest_trt import settings
+
+    base = tmp_path / "b.json"
+    base.write_text("{}")
+    with pytest.raises(pytest.UsageError, match="--trt-baseline: .*expected another file than --trt-results"):
+        settings.resolve(pytester.parseconfig("--trt-results", str(base), "--trt-baseline", str(base)))
+    same = settings.resolve(pytester.parseconfig("--trt-save-baseline", str(base), "--trt-baseline", str(base)))
+    assert same.save_baseline == same.baseline  # appending to the baseline judged against: the nightly way
+
+
+def test_a_corrupt_baseline_to_append_to_is_a_usage_error_before_the_run(user_project: pytest.Pytester,
+                                                                       tmp_path: Path) -> None:
+    base = tmp_path / "b.json"
+    base.write_text('{"schema_version": 1, "runs": [')
+    result = user_project.runpytest(*ONE_CASE, "--trt-save-baseline", str(base))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--trt-save-baseline: {base}: baseline file is not valid JSON*never replaced*"])
+    assert base.read_text() == '{"schema_version": 1, "runs": ['
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+# -- failures at the end of a run ------------------------------------------------------------------
+
+# A full disk for one path: every atomic write of a file named full.json fails as ENOSPC would.
+FULL_DISK = '''
+import errno
+import pytest_trt.atomic
+
+_write_with = pytest_trt.atomic.write_with
+
+def _full(path, write):
+    if str(path).endswith("full.json"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _write_with(path, write)
+
+pytest_trt.atomic.write_with = _full
+'''
+
+
+def test_a_full_disk_at_the_end_costs_only_its_own_file(user_project: pytest.Pytester, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step summary on /dev/full and the results on a full disk: one line each, exit status 4,
+    the markdown report and the baseline still written, the run's pass/fail line printed."""
+    from tests.conftest import USER_CONFTEST
+
+    user_project.makeconftest(FULL_DISK + USER_CONFTEST)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", "/dev/full")
+    md, base, results = tmp_path / "r.md", tmp_path / "b.json", tmp_path / "full.json"
+    result = user_project.runpytest(*ONE_CASE, "--trt-report-md", str(md), "--trt-save-baseline", str(base),
+                                    "--trt-results", str(results))
+    assert result.ret == 4
+    result.stdout.fnmatch_lines([
+        f"pytest-trt: error: could not write the results {results}: No space left on device",
+        "pytest-trt: error: could not write the GitHub step summary /dev/full: No space left on device",
+        "*1 passed*",
+    ])
+    assert md.read_text().startswith("# pytest-trt results") and json.loads(base.read_text())["runs"]
+    assert not results.exists()
+    assert (tmp_path / "full.json.partial.jsonl").exists()  # the journal stays: the results did not land
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_baseline_corrupted_during_the_run_is_left_alone_and_the_rest_written(pytester: pytest.Pytester,
+                                                                                tmp_path: Path) -> None:
+    from tests.conftest import USER_CONFTEST
+
+    base, results = tmp_path / "b.json", tmp_path / "r.json"
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(USER_CONFTEST)
+    pytester.makepyfile(test_bench=f'''
+def test_latency(trt_bench, trt_runner):
+    trt_bench(trt_runner)
+    open({str(base)!r}, "w").write('{{"schema_version": 1, "runs": [')  # another process broke it meanwhile
+''')
+    base.write_text(json.dumps({"schema_version": 1, "tool": "pytest-trt", "runs": []}))
+    result = pytester.runpytest(*ONE_CASE, "--trt-save-baseline", str(base), "--trt-results", str(results))
+    assert result.ret == 4
+    result.stdout.fnmatch_lines([f"pytest-trt: error: could not write the baseline {base}: {base}: baseline file is "
+                                 "not valid JSON*", "*1 passed*"])
+    assert base.read_text() == '{"schema_version": 1, "runs": ['  # not replaced
+    assert json.loads(results.read_text())["cases"][0]["status"] == "ok"
+
+
+def test_a_journal_that_cannot_be_written_is_one_line_and_the_run_goes_on(user_project: pytest.Pytester,
+                                                                          tmp_path: Path) -> None:
+    from tests.conftest import USER_CONFTEST
+
+    # every journal write lands on /dev/full, which fails each flush as a full disk does
+    user_project.makeconftest("import pathlib, pytest_trt.controller\n"
+                              "pytest_trt.controller._fresh_journal = lambda path: pathlib.Path('/dev/full')\n"
+                              + USER_CONFTEST)
+    results = tmp_path / "r.json"
+    result = user_project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1,2",
+                                    "--trt-results", str(results))
+    assert result.ret == 4
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"pytest-trt: error: could not write journal {results}.partial.jsonl*"])
+    assert len(json.loads(results.read_text())["cases"]) == 2
+    assert "INTERNALERROR" not in result.stdout.str()
+
+
+BROKEN_END = '''
+import pytest_trt.gate
+import pytest_trt.report
+
+
+def _broken(*args, **kwargs):
+    raise RuntimeError("a bug at the end of the run")
+
+
+pytest_trt.gate.missing = _broken
+pytest_trt.report.terminal_lines = _broken
+'''
+
+
+def test_an_error_in_judging_or_the_table_at_the_end_is_one_line_and_the_rest_written(
+        user_project: pytest.Pytester, tmp_path: Path) -> None:
+    from tests.conftest import USER_CONFTEST
+
+    base, results, md = tmp_path / "b.json", tmp_path / "r.json", tmp_path / "r.md"
+    first = user_project.runpytest(*ONE_CASE, "--trt-save-baseline", str(base))
+    assert first.ret == 0
+    user_project.makeconftest(BROKEN_END + USER_CONFTEST)
+    result = user_project.runpytest(*ONE_CASE, "--trt-baseline", str(base), "--trt-results", str(results),
+                                    "--trt-report-md", str(md))
+    assert result.ret == 4
+    result.stdout.fnmatch_lines([
+        "pytest-trt: error: the baseline's cases not run could not be listed: RuntimeError: a bug at the end*",
+        "pytest-trt: error: the results table could not be shown: RuntimeError: a bug at the end of the run",
+        "*1 passed*",
+    ])
+    assert json.loads(results.read_text())["cases"] and md.read_text().startswith("# pytest-trt results")
+    assert "INTERNALERROR" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(("option", "where", "reason"), [
+    ("--trt-results", "/proc/self/r.json", "it is under /proc"),
+    ("--trt-report-md", "{fifo}", "it is a FIFO, not a regular file"),
+    ("--trt-cache-dir", "/sys/cache", "it is under /sys"),
+])
+def test_an_unusable_output_path_stops_the_run_before_any_case(user_project: pytest.Pytester, fifo: Path,
+                                                                option: str, where: str, reason: str) -> None:
+    path = where.format(fifo=fifo)
+    result = user_project.runpytest(*ONE_CASE, option, path)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{option}: invalid value {path!r}; expected a *{reason}*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert "passed" not in result.stdout.str() and not (user_project.path / ".trt-cache").exists()

@@ -226,8 +226,32 @@ def test_damaged_cached_engine_is_rebuilt(onnx_file: Path, tmp_path: Path) -> No
     trt = make_fake_tensorrt()
     again = _build(_spec(onnx_file), tmp_path, trt)
     assert not again.from_cache and "build_serialized_network" in _names(trt)
-    assert any("could not be deserialized" in w for w in again.warnings)
+    assert any("does not match the content hash" in w for w in again.warnings)
     assert again.engine_path.read_bytes().startswith(b"FAKE-ENGINE")
+
+
+def test_an_engine_that_deserializes_but_differs_from_what_was_written_is_rebuilt(onnx_file: Path,
+                                                                                    tmp_path: Path) -> None:
+    """A flipped byte TensorRT would load anyway: the content hash, not deserialization, catches it."""
+    first = _build(_spec(onnx_file), tmp_path, make_fake_tensorrt())
+    data = bytearray(first.engine_path.read_bytes())
+    data[-1] ^= 0x01
+    first.engine_path.write_bytes(bytes(data))
+    trt = make_fake_tensorrt()
+    again = _build(_spec(onnx_file), tmp_path, trt)
+    assert not again.from_cache and "build_serialized_network" in _names(trt)
+    assert any("does not match the content hash" in w for w in again.warnings)
+
+
+def test_an_engine_whose_deserialization_fails_is_rebuilt(onnx_file: Path, tmp_path: Path) -> None:
+    first = _build(_spec(onnx_file), tmp_path, make_fake_tensorrt())
+    from pytest_trt import cachefile
+
+    first.engine_path.write_bytes(b"garbage")
+    cachefile.record(first.engine_path, source=first.engine_path)  # hash matches: TensorRT must refuse it
+    again = _build(_spec(onnx_file), tmp_path, make_fake_tensorrt())
+    assert not again.from_cache
+    assert any("could not be deserialized" in w for w in again.warnings)
 
 
 def test_fp32_clears_tf32_and_tf32_keeps_it(onnx_file: Path, tmp_path: Path) -> None:
@@ -513,3 +537,25 @@ def test_real_tensorrt_runs_relu_at_every_batch(onnx_file: Path, tmp_path: Path,
     again.prepare()
     assert again.info["engine_from_cache"] is True
     again.close()
+
+
+def test_a_changed_calibration_table_or_timing_cache_is_not_used(onnx_file: Path, tmp_path: Path) -> None:
+    """Scales from a damaged table would be used silently: the table is calibrated again instead."""
+    from pytest_trt import cachefile
+
+    calibration = np.random.default_rng(0).standard_normal((20, *SAMPLE)).astype(np.float32)
+    spec = _spec(onnx_file, "int8", (1, 8, 32))
+    _build(spec, tmp_path, make_fake_tensorrt(version="10.8.0.43"), calibration=calibration,
+           calibration_device="cpu")
+    table = engine.calibration_cache_path(tmp_path, atomic.file_sha256(onnx_file), spec, calibration)
+    timing = engine.timing_cache_path(tmp_path, "10.8.0.43", GPU, CC)
+    table.write_bytes(b"FAKE-CALIBRATION-TABLF")
+    timing.write_bytes(b"|tunee")
+    trt = make_fake_tensorrt(version="10.8.0.43")
+    with pytest.warns(cachefile.CacheWarning) as caught:
+        _build(_spec(onnx_file, "int8", (1, 8, 32), optimization_level=5), tmp_path, trt,
+               calibration=calibration, calibration_device="cpu")
+    assert {Path(str(w.message).split()[2]).name for w in caught} == {table.name, timing.name}
+    assert "get_batch" in _names(trt)  # calibrated again
+    assert ("create_timing_cache", b"|tunee") not in trt.calls
+    assert table.read_bytes() == b"FAKE-CALIBRATION-TABLE" and cachefile.problem(table) is None

@@ -51,7 +51,8 @@ class OnnxRuntimeRunner:
             from pytest_trt.backends import ort_trt_ep
             from pytest_trt.export import INPUT_NAME
 
-            trt = ort_trt_ep.provider_options(self.case, self.cache_dir, input_name=INPUT_NAME)
+            trt = ort_trt_ep.provider_options(self.case, self.cache_dir, input_name=INPUT_NAME,
+                                              namespace=ort_trt_ep.current_namespace(index))
             return [p for p in trt if p[0] == "TensorrtExecutionProvider"] + [cuda, "CPUExecutionProvider"]
         return [cuda, "CPUExecutionProvider"]
 
@@ -145,13 +146,14 @@ class OnnxRuntimeRunner:
         """
         import onnxruntime as ort
 
+        from pytest_trt import cachefile
         from pytest_trt.backends import ort_profile
 
         options = self._options()
         options.enable_profiling = True
         folder = self.cache_dir / "ort-profiles"
         folder.mkdir(parents=True, exist_ok=True)
-        options.profile_file_prefix = str(folder / self.case.id)
+        options.profile_file_prefix = str(folder / cachefile.safe_name(self.case.id))  # ids carry user names
         session = ort.InferenceSession(str(self.onnx_path), options, providers=self._providers())
         feed = {self._input.name: np.ascontiguousarray(host, dtype=_ORT_TO_NUMPY.get(self._input.type, np.float32))}
         for _ in range(runs):

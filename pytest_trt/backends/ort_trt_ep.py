@@ -58,6 +58,37 @@ def engine_cache_dir(cache_dir: Path, case: Case, namespace: str = "") -> Path:
     return Path(cache_dir).joinpath(*[re.sub(r"[^A-Za-z0-9._-]+", "-", p) for p in parts])
 
 
+def cache_namespace(ort_version: str, trt_version: str, gpu_name: str, compute_capability: str) -> str:
+    """The engine cache's folder: ONNX Runtime, TensorRT, GPU model and compute capability, each of
+    which makes the EP's cached engines unusable or wrong while their file names stay the same."""
+    return f"ort{ort_version}-trt{trt_version}-{gpu_name}-sm{compute_capability}"
+
+
+def tensorrt_version() -> str | None:
+    """The TensorRT the EP loads, from the installed wheel; None when no wheel says (system libraries)."""
+    from importlib import metadata
+
+    for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu12-libs", "tensorrt-libs"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def current_namespace(device_index: int) -> str | None:
+    """``cache_namespace`` of this process and GPU; None (no engine cache) when TensorRT's version is
+    unknown, since an engine of another TensorRT would be loaded under the same name."""
+    import onnxruntime
+    import torch
+
+    trt_version = tensorrt_version()
+    if trt_version is None:
+        return None
+    props = torch.cuda.get_device_properties(device_index)
+    return cache_namespace(onnxruntime.__version__, trt_version, props.name, f"{props.major}{props.minor}")
+
+
 def profile_shapes(
     input_name: str, sample_shape: Sequence[int], batch_sizes: Sequence[int]
 ) -> dict[str, str]:
@@ -111,27 +142,29 @@ def provider_options(
     qdq: bool = True,
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
     optimization_level: int = DEFAULT_OPTIMIZATION_LEVEL,
-    namespace: str = "",
+    namespace: str | None = "",
 ) -> ProviderList:
     """The ``providers`` argument of ``onnxruntime.InferenceSession`` for a "trt-ep" case.
 
     TensorRT EP first, then CUDA and CPU for whatever TensorRT does not take. Engines and timing
     caches persist under ``cache_dir``. Without ``input_name``/``sample_shape``/``batch_sizes`` no
     profile is given and the EP rebuilds its engine when it meets a new shape. ``qdq`` says whether
-    the int8 ONNX carries Q/DQ nodes (the precision step's output does).
+    the int8 ONNX carries Q/DQ nodes (the precision step's output does). ``namespace`` None: no
+    engine or timing cache (``current_namespace`` could not name what would invalidate them).
     """
     device = device_id(case)
-    engines = engine_cache_dir(cache_dir, case, namespace)
+    engines = engine_cache_dir(cache_dir, case, namespace or "")
+    cached = namespace is not None
     trt: dict[str, Any] = {
         "device_id": device,
         "trt_max_workspace_size": int(workspace_bytes),
         "trt_builder_optimization_level": int(optimization_level),
-        "trt_engine_cache_enable": True,
-        "trt_engine_cache_path": str(engines),
-        "trt_timing_cache_enable": True,
-        "trt_timing_cache_path": str(engines.parent / "timing"),
+        "trt_engine_cache_enable": cached,
+        "trt_timing_cache_enable": cached,
         **_precision_options(case, engines, calibration_table, qdq),
     }
+    if cached:
+        trt.update(trt_engine_cache_path=str(engines), trt_timing_cache_path=str(engines.parent / "timing"))
     if input_name is not None and sample_shape is not None and batch_sizes is not None:
         trt.update(profile_shapes(input_name, sample_shape, batch_sizes))
     return [(TRT_EP, trt), (CUDA_EP, {"device_id": device}), (CPU_EP, {})]

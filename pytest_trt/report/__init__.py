@@ -182,6 +182,9 @@ def write_all(ctx: Context, results: Sequence[CaseResult], verdicts: Sequence[Ve
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             failed.append(f"the {writer.name} {path}: {reason}")
             continue
+        except Exception as exc:  # a writer's own bug (a plugin's, say) costs its file, not the others
+            failed.append(f"the {writer.name} {path}: {type(exc).__name__}: {exc}")
+            continue
         written.append(str(path))
     return written, failed
 

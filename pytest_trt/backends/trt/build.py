@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_trt import atomic
+from pytest_trt import cachefile
 from pytest_trt.backends.base import BuildError
 from pytest_trt.backends.trt.layers import QUANTIZED
 from pytest_trt.backends.trt.probe import STRONGLY_TYPED_SINCE
@@ -160,10 +160,10 @@ class CalibrationFeed:
         return int(self._current.data_ptr())
 
     def read_cache(self) -> bytes | None:
-        return self.cache_path.read_bytes() if self.cache_path.is_file() else None
+        return cachefile.read_verified(self.cache_path)  # damaged scales would be used silently
 
     def write_cache(self, cache: Any) -> None:
-        atomic.write_bytes(self.cache_path, bytes(cache))
+        cachefile.write_recorded(self.cache_path, bytes(cache))
 
 
 def make_calibrator(trt: ModuleType, feed: CalibrationFeed) -> tensorrt.IInt8EntropyCalibrator2:
@@ -269,7 +269,7 @@ def _add_profile(
 
 
 def _load_timing_cache(config: tensorrt.IBuilderConfig, path: Path, notes: list[str]) -> None:
-    data = path.read_bytes() if path.is_file() else b""
+    data = cachefile.read_verified(path) or b""
     cache: tensorrt.ITimingCache = config.create_timing_cache(data)
     # ignore_mismatch=False: a cache from other hardware is refused, not half-used.
     if not config.set_timing_cache(cache, False):
@@ -328,6 +328,6 @@ def build_serialized(trt: ModuleType, spec: EngineSpec, strongly_typed: bool, ex
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError(f"TensorRT failed to build {spec.onnx_path} ({spec.precision}):\n{extra.log.text()}")
-    atomic.write_bytes(extra.timing_cache, bytes(config.get_timing_cache().serialize()))
+    cachefile.write_recorded(extra.timing_cache, bytes(config.get_timing_cache().serialize()))
     del parser, calibrator
     return bytes(serialized)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_trt import atomic
+from pytest_trt import atomic, cachefile
 from pytest_trt.backends.base import BuildError
 from pytest_trt.backends.trt.build import BuildInputs, EngineSpec, MessageLog, build_serialized, make_logger
 from pytest_trt.backends.trt.layers import inspect_layers, layer_precisions, low_precision_warning
@@ -201,12 +201,17 @@ def _load_or_build_locked(
 ) -> EngineBuild:
     build_s: float | None = None
     start = time.perf_counter()
+    damage = cachefile.problem(path) if path.is_file() else None
+    if damage is not None:
+        extra.notes.append(f"cached engine {path.name} {damage}; rebuilt")
+        cachefile.discard(path)
     data = path.read_bytes() if path.is_file() else b""
     loaded = _deserialize(trt, data, extra.log) if data else None
     if data and loaded is None:  # written by an incompatible TensorRT or damaged: rebuild it
         extra.notes.append(f"cached engine {path.name} could not be deserialized; rebuilt")
     if loaded is None:
         data, build_s = _timed_build(trt, spec, strongly_typed, extra)
+        cachefile.record_digest(path, hashlib.sha256(data).hexdigest())
         atomic.write_bytes(path, data)
         start = time.perf_counter()
         loaded = _deserialize(trt, data, extra.log)
