@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from pytest_trt.case import Case
 from pytest_trt.verdict import Verdict
+
+if TYPE_CHECKING:  # concurrency imports this module: its record is read lazily in from_dict
+    from pytest_trt.concurrency import Concurrency
 
 # A JSON value: what a record keeps of facts it does not model itself (a backend's build details).
 JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON]"
@@ -420,6 +423,10 @@ class CaseResult:
     flags: list[Flag] = field(default_factory=list)
     verdict: Verdict | None = None
     key: str = ""  # the baseline key: stable when pytest's rootdir moves (baseline.case_key)
+    # Pipeline stages around the network, host-timed (pytest_trt.pipeline): prepare, d2h, post, total.
+    # The network's own timing stays ``timing`` (the "infer" stage), so its baseline entries compare.
+    stages: dict[str, Timing] = field(default_factory=dict)
+    concurrency: Concurrency | None = None  # several streams at once, or one stream's reference for them
 
     @property
     def case_id(self) -> str:
@@ -445,6 +452,9 @@ class CaseResult:
             "build": self.build.to_dict(),
             "flags": [flag.value for flag in self.flags],
             "verdict": self.verdict.to_dict() if self.verdict is not None else None,
+            # Written only when measured: files of cases without them stay as they were.
+            **({"stages": {name: t.to_dict() for name, t in self.stages.items()}} if self.stages else {}),
+            **({"concurrency": self.concurrency.to_dict()} if self.concurrency is not None else {}),
         }
 
     @classmethod
@@ -467,7 +477,17 @@ class CaseResult:
             flags=[f for f in (Flag.parse(str(t)) for t in _list(data.get("flags") or [])) if f is not None],
             verdict=Verdict.from_dict(_dict(verdict)) if isinstance(verdict, dict) else None,
             key=str(data.get("key") or ""),
+            stages={str(k): Timing.from_dict(_dict(v)) for k, v in _dict(data.get("stages") or {}).items()},
+            concurrency=_concurrency(data.get("concurrency")),
         )
+
+
+def _concurrency(value: JSON) -> Concurrency | None:
+    if not isinstance(value, dict):
+        return None
+    from pytest_trt.concurrency import Concurrency
+
+    return Concurrency.from_dict(value)
 
 
 def _ran_on(value: JSON) -> RanOn | None:
