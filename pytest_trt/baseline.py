@@ -43,6 +43,7 @@ from pytest_trt.stats import thin
 SCHEMA_VERSION = 1
 TOOL = "pytest-trt"
 MAX_SAMPLES = 1000  # per case and run: enough for the gate, small enough for a git diff
+MAX_STAGE_SAMPLES = 200  # per pipeline stage: the gate reads a stage's median and its CI, kept in stats
 MAX_RUNS = 200
 KEEP_RUNS = 20  # the rolling window a nightly --trt-save-baseline keeps
 LOCK_TIMEOUT_S = 120.0
@@ -50,6 +51,25 @@ LOCK_TIMEOUT_S = 120.0
 
 class BaselineError(Exception):
     """A baseline file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    """One pipeline stage of a baseline entry (pytest_trt.pipeline): what the gate judges it by."""
+
+    clock: str
+    samples: list[float]
+    stats: Stats
+
+    @classmethod
+    def of(cls, timing: Timing) -> StageEntry:
+        return cls(timing.clock, thin(timing.samples, MAX_STAGE_SAMPLES), timing.stats)
+
+    def to_dict(self) -> JSONDict:
+        return {"clock": self.clock, "samples": list(self.samples), "stats": dict(asdict(self.stats))}
+
+    def timing(self) -> Timing:
+        return Timing(self.clock, list(self.samples), self.stats, 0, 0.0, 0.0, "")
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,7 @@ class Entry:
     host: HostLoad | None = None
     flags: list[Flag] = field(default_factory=list)
     peak_tflops: float | None = None  # the run's GPU calibration (a measured matmul peak)
+    stages: dict[str, StageEntry] = field(default_factory=dict)  # absent from files saved before stages
 
     @property
     def median(self) -> float | None:
@@ -90,6 +111,7 @@ class Entry:
             clock=timing.clock if timing else None, calls_per_sample=timing.calls_per_sample if timing else 1,
             model_hash=result.build.model_hash, accuracy=result.accuracy, telemetry=result.telemetry,
             host=result.host, flags=list(result.flags), peak_tflops=result.build.peak_tflops,
+            stages={name: StageEntry.of(t) for name, t in result.stages.items()} if timing else {},
         )
 
     def to_dict(self) -> JSONDict:
@@ -108,6 +130,7 @@ class Entry:
             "host": self.host.to_dict() if self.host else None,
             "flags": [f.value for f in self.flags],
             "peak_tflops": self.peak_tflops,
+            **({"stages": {name: stage.to_dict() for name, stage in self.stages.items()}} if self.stages else {}),
         }
 
     def to_result(self, key: str) -> CaseResult:
@@ -121,7 +144,8 @@ class Entry:
         return CaseResult(self.case, self.nodeid, self.case.model or self.nodeid, self.status, "", timing,
                           self.accuracy, self.telemetry, self.host,
                           BuildInfo(model_hash=self.model_hash, peak_tflops=self.peak_tflops),
-                          list(self.flags), key=key)
+                          list(self.flags), key=key,
+                          stages={name: stage.timing() for name, stage in self.stages.items()})
 
 
 @dataclass
