@@ -170,7 +170,8 @@ def _streams(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: 
                           for last, x, seed in zip(lasts, inputs, seeds, strict=True) if last[0] is not None]
     finally:
         concurrency.close_runners(runners[1:])
-    failed = [a for a in agreements if not a.passed]
+    failed = [dataclasses.replace(a, reason=f"stream {i + 1} of {case.streams}: {a.reason}".rstrip(": "))
+              for i, a in enumerate(agreements) if not a.passed]
     return timing, telemetry, load, (failed or agreements)[0]
 
 

@@ -114,3 +114,4 @@ def test_streams_that_share_state_fail_their_output_check(tmp_path: Any) -> None
     result = bench.run_case(ctx, runner, SPEC, case, "t.py::t[x3]", AccuracyLimits())  # type: ignore[arg-type]
     assert result.concurrency is not None and result.concurrency.made_by == "spawn"
     assert result.status.value == "accuracy-failed" and "disagree" in result.message
+    assert result.accuracy.agreement is not None and result.accuracy.agreement.reason.startswith("stream 1 of 3")
