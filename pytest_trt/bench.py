@@ -29,13 +29,15 @@ from pytest_trt.records import (
     Agreement,
     BuildInfo,
     CaseResult,
+    CaseState,
     HostLoad,
     JSONDict,
     TaskMetric,
     Telemetry,
     Timing,
 )
-from pytest_trt.timing import Budget
+from pytest_trt.settings import InputTooLarge, check_input_size
+from pytest_trt.timing import NO_DEADLINE, Budget, CaseTimeout, Deadline
 
 CHECK_SEED_OFFSET = 1  # the pre-timing check uses other inputs than the timed loop
 
@@ -45,11 +47,32 @@ __all__ = ["AccuracyLimits", "run_case", "representative_inputs", "timing_method
 def run_case(
     ctx: Context, runner: Runner, spec: ModelSpec, case: Case, nodeid: str, limits: AccuracyLimits
 ) -> CaseResult:
+    """The case's phases under its time bound (``--trt-case-timeout``, from its first call to its
+    last check): past it, the phase it was in stops between calls, no later phase starts, and the
+    case is recorded as ``timeout``. A call already running (native code) is not interrupted."""
     result = CaseResult(case, nodeid, spec.name, build=BuildInfo.from_dict(plain(runner.info)))
     phases: dict[str, float] = {}  # where the case's wall time went: set-up costs are not in the timing
+    deadline = Deadline.start(ctx.settings.case_timeout_s)
+    try:
+        return _run_phases(ctx, runner, spec, limits, result, phases, deadline)
+    except CaseTimeout as exc:
+        done = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+        result.status, result.message = CaseState.TIMEOUT, f"{exc}" + (f" ({done})" if done else "")
+        result.build.phase_s = phases
+        return result
+    except InputTooLarge as exc:  # a user's model: its input shape is known only now
+        result.status, result.message = CaseState.ERROR, str(exc)
+        return result
+
+
+def _run_phases(ctx: Context, runner: Runner, spec: ModelSpec, limits: AccuracyLimits, result: CaseResult,
+                phases: dict[str, float], deadline: Deadline) -> CaseResult:
+    case, nodeid = result.case, result.nodeid
     prepared = {"prepare": result.build.prepare_s or 0.0}
 
     def phase(name: str) -> AbstractContextManager[None]:
+        # past the case's bound no further phase starts; the bound passed in the one before
+        deadline.check(f"{next(reversed(phases), 'inputs')}; {name} did not start")
         ctx.progress.phase(name, prepared | phases)  # an interrupted case is recorded in this phase
         return _phase(phases, name)
 
@@ -66,10 +89,10 @@ def run_case(
         with phase("check"):
             first = checks.agreement(check, check_inputs, case.precision, limits, _reference(ctx, spec, check_seed))
         if case.streams > 1:
-            timing, telemetry, load, final = _streams(ctx, runner, spec, case, limits, phase, result)
+            timing, telemetry, load, final = _streams(ctx, runner, spec, case, limits, phase, result, deadline)
         else:
             with phase("measure"):
-                timing, telemetry, load, last = _measure(ctx, runner, case, timed_inputs, nodeid)
+                timing, telemetry, load, last = _measure(ctx, runner, case, timed_inputs, nodeid, deadline)
             with phase("check_timed"):
                 final = checks.agreement(runner.to_host(last), timed_inputs, case.precision, limits,
                                          _reference(ctx, spec, spec.seed))
@@ -77,10 +100,10 @@ def run_case(
         result.accuracy = Accuracy(first if not first.passed else final, None, True)
         if spec.dataset is not None and (limits.metric or spec.metric) is not None:
             with phase("task_metric"):
-                task = _task_metric(ctx, runner, spec, case, limits)
+                task = _task_metric(ctx, runner, spec, case, limits, deadline)
             result.accuracy = dataclasses.replace(result.accuracy, task=task)
         if case.streams == 1:
-            timing = _single_stream_extras(ctx, runner, spec, case, limits, phase, result, timing, timed_inputs)
+            timing = _single_stream_extras(ctx, runner, spec, limits, phase, result, timing, timed_inputs, deadline)
     if case.streams == 1:  # a per-request latency under load is no single call's compute rate
         if ctx.settings.ort_profile and callable(getattr(runner, "profile", None)):
             with phase("ort_profile"):
@@ -97,38 +120,41 @@ def _reference(ctx: Context, spec: ModelSpec, seed: int) -> Callable[[np.ndarray
     return lambda inputs, items: ctx.artifacts.reference(spec, inputs, seed, items)
 
 
-def _single_stream_extras(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits,
-                          phase: Phase, result: CaseResult, timing: Timing, timed_inputs: np.ndarray) -> Timing:
+def _single_stream_extras(ctx: Context, runner: Runner, spec: ModelSpec, limits: AccuracyLimits, phase: Phase,
+                          result: CaseResult, timing: Timing, timed_inputs: np.ndarray, deadline: Deadline) -> Timing:
     """What a one-stream case records beside its network timing: the CUDA transfer split, the
     pipeline stages, and the one-stream reference of a --trt-streams sweep. Returns the timing
     with the transfer split in it."""
+    case = result.case
     if case.is_cuda:
         with phase("transfers"):
             transfers, result.build.transfers_error = diagnostics.transfer_split(runner, timed_inputs)
         timing = dataclasses.replace(timing, transfers=transfers)
     if pipeline.has_stages(spec):
         with phase("stages"):
-            _stages(ctx, runner, spec, case, limits, result)
+            _stages(ctx, runner, spec, limits, result, deadline)
     if any(count > 1 for count in ctx.settings.streams):
         # The sweep's "vs x1" needs one stream measured as the others are: requests on the host.
         with phase("streams_reference"):
             inputs = representative_inputs(ctx, spec, case.batch_size, spec.seed + STREAM_SEED_OFFSET)
             request = _request(runner, runner.load_inputs(inputs), [None])
             lane = concurrency.Lane(request, partial(on_stream, runner.stream))  # the thread's own stream context
-            measured = concurrency.run_lanes([lane], batch_size=case.batch_size, budget=_budget(ctx))
+            measured = concurrency.run_lanes([lane], batch_size=case.batch_size, budget=_budget(ctx),
+                                             deadline=deadline)
             result.concurrency = _concurrency_record(measured, 1, "runner")
     return timing
 
 
-def _stages(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits,
-            result: CaseResult) -> None:
+def _stages(ctx: Context, runner: Runner, spec: ModelSpec, limits: AccuracyLimits, result: CaseResult,
+            deadline: Deadline) -> None:
     """Time the spec's pipeline stages; the end-to-end path's network outputs are checked too."""
+    case = result.case
     seed = spec.seed + pipeline.STAGE_SEED_OFFSET
     if spec.preprocess is not None:
         raw = spec.raw_inputs(case.batch_size, seed, dataset=ctx.artifacts.dataset(spec))
     else:
         raw = representative_inputs(ctx, spec, case.batch_size, seed)
-    staged = pipeline.measure(runner, spec, raw, case.batch_size, _budget(ctx))
+    staged = pipeline.measure(runner, spec, raw, case.batch_size, _budget(ctx), deadline=deadline)
     result.stages = staged.timings
     agreed = checks.agreement(staged.outputs, staged.inputs, case.precision, limits, _reference(ctx, spec, seed))
     accuracy = result.accuracy
@@ -137,7 +163,7 @@ def _stages(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: A
 
 
 def _streams(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits, phase: Phase,
-             result: CaseResult) -> tuple[Timing, Telemetry | None, HostLoad, Agreement]:
+             result: CaseResult, deadline: Deadline) -> tuple[Timing, Telemetry | None, HostLoad, Agreement]:
     """``case.streams`` runners driven at once; every stream's last output is checked against fp32."""
     from pytest_trt import backends
 
@@ -158,7 +184,7 @@ def _streams(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: 
         requests: list[list[int]] = []
 
         def time_it() -> Timing:
-            measured = concurrency.run_lanes(lanes, batch_size=case.batch_size, budget=_budget(ctx))
+            measured = concurrency.run_lanes(lanes, batch_size=case.batch_size, budget=_budget(ctx), deadline=deadline)
             requests.append(measured.requests)
             return measured.timing
 
@@ -228,6 +254,7 @@ def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
 def representative_inputs(ctx: Context, spec: ModelSpec, batch_size: int, seed: int) -> np.ndarray:
     """Real validation samples when the spec has data (INT8 is calibrated for that distribution),
     else the spec's seeded non-zero inputs (docs/design.md, rule 9)."""
+    check_input_size(batch_size, spec.input_shape, spec.name)
     dataset = ctx.artifacts.dataset(spec)
     if dataset is None:
         return spec.example_inputs(batch_size, seed=seed)
@@ -256,7 +283,7 @@ def timing_method(ctx: Context, nodeid: str) -> tuple[bool, int]:
 
 
 def _measure(
-    ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, nodeid: str
+    ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, nodeid: str, deadline: Deadline = NO_DEADLINE
 ) -> tuple[Timing, Telemetry | None, HostLoad, Any]:
     from pytest_trt import timing as timing_mod
 
@@ -271,8 +298,8 @@ def _measure(
 
     cold, calls = timing_method(ctx, nodeid)
     budget = dataclasses.replace(_budget(ctx), flush_l2=cold, calls_per_sample=calls)
-    timing, telemetry, load = _observed(
-        ctx, case, lambda: timing_mod.measure(step, batch_size=case.batch_size, budget=budget, stream=runner.stream))
+    timing, telemetry, load = _observed(ctx, case, lambda: timing_mod.measure(
+        step, batch_size=case.batch_size, budget=budget, stream=runner.stream, deadline=deadline))
     return timing, telemetry, load, last[0]
 
 
@@ -299,13 +326,16 @@ def _observed(ctx: Context, case: Case, time_it: Callable[[], Timing]) -> tuple[
     return timing, telemetry, load
 
 
-def _task_metric(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits) -> TaskMetric:
+def _task_metric(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits,
+                 deadline: Deadline = NO_DEADLINE) -> TaskMetric:
     dataset = ctx.artifacts.dataset(spec)
     metric = limits.metric or spec.metric
     assert dataset is not None and metric is not None
 
     def run_batch(x: np.ndarray) -> np.ndarray:
+        deadline.check("task_metric")  # a test split of many batches stops between them
         return runner.to_host(runner.run(runner.load_inputs(x)))
 
+    reference = ctx.artifacts.fp32_metric(spec, metric, lambda: deadline.check("task_metric (fp32 reference)"))
     return checks.task_metric(run_batch, dataset.test_x, dataset.test_y, case.batch_size, metric,
-                              dataset.num_classes, ctx.artifacts.fp32_metric(spec, metric), limits.max_drop)
+                              dataset.num_classes, reference, limits.max_drop)

@@ -27,12 +27,14 @@ from pytest_trt.records import JSONDict, Stats, Timing
 from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize, thin
 from pytest_trt.timing import (
     CHECK_INTERVAL_S,
+    NO_DEADLINE,
     STAT_GROWTH,
     STOP_CONVERGED,
     STOP_MAX_ITERATIONS,
     STOP_MAX_TIME,
     STOP_MIN_REACHED,
     Budget,
+    Deadline,
 )
 
 CLOCK = "perf_counter-requests"  # per request on the host, all streams pooled: not the network's clock
@@ -236,11 +238,13 @@ class Measured:
 
 
 def run_lanes(lanes: Sequence[Lane], *, batch_size: int, budget: Budget, clock: Clock = time.perf_counter_ns,
-              sleep: Callable[[float], None] = time.sleep, poll_s: float = CHECK_INTERVAL_S) -> Measured:
+              sleep: Callable[[float], None] = time.sleep, poll_s: float = CHECK_INTERVAL_S,
+              deadline: Deadline = NO_DEADLINE) -> Measured:
     """Drive every lane from its own thread until the stop rule ends the window, then summarize it.
 
     All lanes warm up together for ``budget.warmup_s`` (what finishes then is dropped), so the
-    window opens on a steady state rather than on N first calls at once.
+    window opens on a steady state rather than on N first calls at once. Past ``deadline`` the
+    monitor stops every stream (each finishes the request it is in) and raises ``CaseTimeout``.
     """
     if not lanes:
         raise ValueError("run_lanes needs at least one lane")
@@ -252,10 +256,12 @@ def run_lanes(lanes: Sequence[Lane], *, batch_size: int, budget: Budget, clock: 
     try:
         start = clock()
         while not stop.is_set() and clock() - start < budget.warmup_s / NS:
+            deadline.check("streams (warm-up)")
             sleep(poll_s)
         window, reason = _Window(lanes, clock()), None
         end = window.begin
         while reason is None and not stop.is_set():
+            deadline.check(f"streams (window, {len(window.latencies)} requests)")
             sleep(poll_s)
             end = clock()
             window.update(end)

@@ -28,7 +28,7 @@ import numpy as np
 from pytest_trt.backends.base import Runner
 from pytest_trt.model import ModelSpec
 from pytest_trt.records import Timing
-from pytest_trt.timing import Budget
+from pytest_trt.timing import NO_DEADLINE, Budget, Deadline
 
 PREPARE, D2H, POST, TOTAL = "prepare", "d2h", "post", "total"
 STAGES = (PREPARE, D2H, POST, TOTAL)  # the order of tables and files; "infer" is the case's timing
@@ -66,17 +66,18 @@ def network_input(spec: ModelSpec, raw: np.ndarray, batch_size: int) -> np.ndarr
 
 
 def measure(runner: Runner, spec: ModelSpec, raw: np.ndarray, batch_size: int, budget: Budget,
-            timer: HostTimer | None = None) -> Staged:
+            timer: HostTimer | None = None, deadline: Deadline = NO_DEADLINE) -> Staged:
     """Time each stage of ``spec`` around ``runner`` on the raw batch ``raw`` (the network input when
     the spec has no ``preprocess``). Call it inside the runner's stream context, after the network
-    was timed: the runner is warm."""
+    was timed: the runner is warm. Past ``deadline`` the stage being timed stops (``CaseTimeout``)."""
     from pytest_trt import timing
 
     time_it: HostTimer = timer if timer is not None else timing.measure
     budget = replace(budget, keep_samples=min(budget.keep_samples, KEEP_SAMPLES))
 
     def host(fn: Callable[[], object]) -> Timing:
-        return time_it(fn, batch_size=batch_size, budget=budget)  # no stream: perf_counter on the host
+        # no stream: the host clock
+        return time_it(fn, batch_size=batch_size, budget=budget, deadline=deadline)
 
     pre, post = spec.preprocess, spec.postprocess
     inputs = network_input(spec, raw, batch_size)

@@ -35,6 +35,7 @@ MAX_TEXT = 4096  # ids, names and messages
 MAX_CASES = 100_000
 MAX_BATCH = 1 << 20
 MAX_STAGES = 16  # pipeline stages per case (pytest_trt.pipeline has four)
+MAX_LATENCY_S = 1e5  # a day per call: beyond it a "latency" is a corrupt or hand-made number
 RESULTS_SCHEMA_VERSION = 1
 T = TypeVar("T")
 
@@ -104,16 +105,19 @@ def _parsed(where: str, parse: Callable[[], T]) -> T:
         raise SchemaError(f"{where}: {detail}") from None
 
 
-def samples(value: JSON, where: str, limit: int) -> list[float]:
-    """Latency samples: finite, positive seconds, at most ``limit`` of them."""
+def samples(value: JSON, where: str, limit: int, zero: bool = False) -> list[float]:
+    """Latency samples: finite, positive seconds, at most ``limit`` of them. ``zero``: 0 is a reading
+    too (a results file keeps what the timer read; events with no GPU work between them read 0)."""
     items = _list(value, where, limit)
     out: list[float] = []
+    low = "0" if zero else "above 0"
     for i, item in enumerate(items):
         if isinstance(item, bool) or not isinstance(item, (int, float)):
             raise SchemaError(f"{where}[{i}]: expected a number of seconds, got {_kind(item)}")
         number = float(item)
-        if not math.isfinite(number) or number <= 0:
-            raise SchemaError(f"{where}[{i}]: a latency must be a finite number of seconds above 0, got {item!r}")
+        if not math.isfinite(number) or not (0 <= number if zero else 0 < number) or number > MAX_LATENCY_S:
+            raise SchemaError(f"{where}[{i}]: a latency must be a finite number of seconds {low} to "
+                              f"{MAX_LATENCY_S:g}, got {_shown(item)}")
         out.append(number)
     return out
 
@@ -146,13 +150,16 @@ def environment(value: JSON, where: str) -> JSONDict:
     return data
 
 
-def stats(value: JSON, where: str) -> Stats | None:
+def stats(value: JSON, where: str, zero: bool = False) -> Stats | None:
+    """Statistics of samples; ``zero`` as for ``samples``."""
     if value is None:
         return None
     data = _obj(value, where)
     parsed = _parsed(where, lambda: Stats.from_dict(data))
-    if not all(math.isfinite(v) for v in vars(parsed).values()) or parsed.median <= 0 or parsed.n < 1:
-        raise SchemaError(f"{where}: statistics must be finite, with a positive median and n >= 1")
+    in_range = (0 <= parsed.median if zero else 0 < parsed.median) and parsed.median <= MAX_LATENCY_S
+    if not all(math.isfinite(v) for v in vars(parsed).values()) or not in_range or parsed.n < 1:
+        raise SchemaError(f"{where}: statistics must be finite, with a median {'>= 0' if zero else 'above 0'} "
+                          f"and at most {MAX_LATENCY_S:g} s, and n >= 1")
     return parsed
 
 
@@ -187,9 +194,11 @@ def host(value: JSON, where: str) -> HostLoad | None:
 
 
 def _timing(value: JSON, where: str) -> None:
+    """A timing of a results file: a sample of 0 is kept there (two CUDA events with no work between
+    them read 0 ns); baselines leave such samples out."""
     timing_data = _obj(value, where)
-    samples(timing_data.get("samples"), f"{where}.samples", 1_000_000)
-    stats(timing_data.get("stats"), f"{where}.stats")
+    samples(timing_data.get("samples"), f"{where}.samples", 1_000_000, zero=True)
+    stats(timing_data.get("stats"), f"{where}.stats", zero=True)
     _int(timing_data.get("calls_per_sample", 1), f"{where}.calls_per_sample", 1, 1_000_000)
 
 
@@ -216,7 +225,7 @@ def result(value: JSON, where: str) -> CaseResult:
         _timing(stage, f"{where}.stages.{name}")
     concurrency = data.get("concurrency")
     if concurrency is not None:
-        stats(_obj(concurrency, f"{where}.concurrency").get("latency"), f"{where}.concurrency.latency")
+        stats(_obj(concurrency, f"{where}.concurrency").get("latency"), f"{where}.concurrency.latency", zero=True)
     accuracy(data.get("accuracy"), f"{where}.accuracy")
     return _parsed(where, lambda: CaseResult.from_dict(data))
 
@@ -287,9 +296,7 @@ def _entry(value: JSON, where: str, stored_key: str) -> Entry:
     from pytest_trt.baseline import MAX_SAMPLES, Entry
 
     data = _obj(value, where)
-    peak = data.get("peak_tflops")
-    if peak is not None and (isinstance(peak, bool) or not isinstance(peak, (int, float)) or not peak > 0):
-        raise SchemaError(f"{where}.peak_tflops: expected a positive number, got {_shown(peak)}")
+    peak, launch, gpu = (_positive(data.get(k), f"{where}.{k}") for k in ("peak_tflops", "launch_s", "gpu_compute_s"))
     return Entry(
         case=case(data.get("case"), f"{where}.case"),
         case_id=_text(data.get("case_id"), f"{where}.case_id") or "",
@@ -304,7 +311,7 @@ def _entry(value: JSON, where: str, stored_key: str) -> Entry:
         telemetry=telemetry(data.get("telemetry"), f"{where}.telemetry"),
         host=host(data.get("host"), f"{where}.host"),
         flags=flags(data.get("flags"), f"{where}.flags"),
-        peak_tflops=None if peak is None else float(peak),
+        peak_tflops=peak, launch_s=launch, gpu_compute_s=gpu,
         stages={name: _stage_entry(stage, f"{where}.stages.{name}")
                 for name, stage in _stage_names(data.get("stages"), f"{where}.stages").items()},
     )
@@ -319,3 +326,11 @@ def _stage_entry(value: JSON, where: str) -> StageEntry:
         raise SchemaError(f"{where}.stats: a stage needs its statistics")
     return StageEntry(_text(data.get("clock"), f"{where}.clock") or "",
                       samples(data.get("samples"), f"{where}.samples", MAX_SAMPLES), parsed)
+
+
+def _positive(value: JSON, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise SchemaError(f"{where}: expected a positive number, got {_shown(value)}")
+    return float(value)

@@ -9,6 +9,12 @@ an H100: a 49.7 us spin kernel times 51.7 us per call back to back, 53.5 us with
 call), so calls shorter than ``EVENT_GPU_COST_S / MAX_EVENT_BIAS`` are timed in blocks of
 ``calls_per_sample`` calls per event, each sample being the block's mean. The per-iteration loop does nothing but the
 call, the clock reads and an append; the stop rule runs between chunks of about ``CHECK_INTERVAL_S``.
+
+Host time comes from one seam, a ``Clock`` (nanoseconds; ``time.perf_counter_ns`` unless ``measure``
+or ``CudaApi`` is given another), so unit tests drive the loop with a fake clock and decide the same
+on a quiet and a loaded host. A ``Deadline`` (the case's time bound, ``--trt-case-timeout``) is
+checked between calls of the warm-up and between chunks of the timed loop; past it the loop stops and
+raises ``CaseTimeout``. A call in progress cannot be interrupted, but no further call is made.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import repeat
 from typing import Any, NamedTuple, Protocol
 
@@ -29,6 +35,8 @@ from pytest_trt.cuda_events import EventPath
 from pytest_trt.records import Stats, Timing
 from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize, thin
 
+NS = 1e-9
+
 CHECK_INTERVAL_S = 0.02  # target duration of one chunk: the stop rule's granularity
 MAX_CPU_CHUNK = 200_000  # iterations per chunk on CPU (a no-op call takes ~50 ns)
 MAX_GPU_CHUNK = 1024  # iterations per chunk on CUDA
@@ -38,13 +46,58 @@ EVENT_GPU_COST_S = 2e-6  # GPU time one event record adds between two calls (H10
 MAX_EVENT_BIAS = 0.0025  # auto blocks keep the events' share of a sample below this
 MAX_CALLS_PER_SAMPLE = 64
 
+Clock = Callable[[], int]  # nanoseconds from an arbitrary origin
+
+
+def _now() -> int:
+    """The default clock, looked up at each call (a test may replace this module's ``time``)."""
+    return time.perf_counter_ns()
+
+
+class CaseTimeout(Exception):
+    """The case ran past its time bound; ``phase`` says where it was."""
+
+    def __init__(self, phase: str, limit_s: float, elapsed_s: float) -> None:
+        super().__init__(f"ran past its time bound of {limit_s:g} s (--trt-case-timeout) in phase {phase} "
+                         f"after {elapsed_s:.1f} s")
+        self.phase, self.limit_s, self.elapsed_s = phase, limit_s, elapsed_s
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A case's time bound, on its own clock; ``limit_s`` None: unbounded."""
+
+    limit_s: float | None
+    start_ns: int
+    clock: Clock = _now
+
+    @classmethod
+    def start(cls, limit_s: float | None, clock: Clock | None = None) -> Deadline:
+        read = clock or _now
+        return cls(limit_s if limit_s else None, read(), read)
+
+    def elapsed_s(self) -> float:
+        return (self.clock() - self.start_ns) * NS
+
+    def expired(self) -> bool:
+        return self.limit_s is not None and self.elapsed_s() >= self.limit_s
+
+    def check(self, phase: str) -> None:
+        """Raise ``CaseTimeout`` once the bound has passed: called before work that may be skipped."""
+        if self.limit_s is not None:
+            elapsed = self.elapsed_s()
+            if elapsed >= self.limit_s:
+                raise CaseTimeout(phase, self.limit_s, elapsed)
+
+
+NO_DEADLINE = Deadline(None, 0)
+
 STOP_CONVERGED = "converged"
 STOP_MIN_REACHED = "min-reached"
 STOP_MAX_TIME = "max-time"
 STOP_MAX_ITERATIONS = "max-iterations"
 STOP_REASONS = (STOP_CONVERGED, STOP_MIN_REACHED, STOP_MAX_TIME, STOP_MAX_ITERATIONS)
 
-NS = 1e-9
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -157,15 +210,21 @@ def _check_batch_size(batch_size: int) -> None:
 # ---------------------------------------------------------------------------------------- CPU
 
 
-def _warm_up_cpu(fn: Callable[[], object], warmup_s: float) -> tuple[int, float]:
-    """Call ``fn`` until ``warmup_s`` has passed; returns (calls, seconds). No calls for 0 s."""
-    clock = time.perf_counter_ns
-    limit = int(warmup_s / NS)
+def _warmup_limit_ns(budget: Budget) -> int:
+    """Warm-up by time, never longer than the measurement itself may take (--trt-warmup above
+    --trt-max-time would otherwise warm up past every bound the user set)."""
+    return int(min(budget.warmup_s, budget.max_time_s) / NS)
+
+
+def _warm_up_cpu(fn: Callable[[], object], budget: Budget, clock: Clock, deadline: Deadline) -> tuple[int, float]:
+    """Call ``fn`` until the warm-up time has passed; returns (calls, seconds). No calls for 0 s."""
+    limit = _warmup_limit_ns(budget)
     if limit <= 0:
         return 0, 0.0
     start = clock()
     calls = 0
     while True:
+        deadline.check("measure (warm-up)")
         fn()
         calls += 1
         now = clock()
@@ -173,15 +232,16 @@ def _warm_up_cpu(fn: Callable[[], object], warmup_s: float) -> tuple[int, float]
             return calls, (now - start) * NS
 
 
-def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget) -> Timing:
-    clock = time.perf_counter_ns
+def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget, clock: Clock,
+                 deadline: Deadline) -> Timing:
     stop = _StopRule(budget)
-    warm_calls, warm_s = _warm_up_cpu(fn, budget.warmup_s)
+    warm_calls, warm_s = _warm_up_cpu(fn, budget, clock, deadline)
     samples = _Samples()
     chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_CPU_CHUNK, 0)
     begin = clock()
     reason = None
     while reason is None:
+        deadline.check(f"measure (timed loop, {samples.n} samples)")
         k = min(chunk, budget.max_iterations - samples.n)
         stamps = [clock()]
         append = stamps.append
@@ -235,6 +295,7 @@ class CudaApi:
     # make_hold(seconds) returns a call that enqueues GPU work lasting about that long (a spin kernel),
     # so calls enqueued behind it reach the GPU with no host gaps between their kernels.
     make_hold: Callable[[float], Callable[[], object]] | None = None
+    clock: Clock | None = None  # host time (enqueue cost, wall time); None: time.perf_counter_ns
 
 
 def torch_cuda_api(stream: Any = None) -> CudaApi:
@@ -327,16 +388,17 @@ def _read_ns(events: list[_Marked], paired: bool, read: cuda_events.Reader, call
     return np.rint(read(starts, ends) * (1e6 / calls)).astype(np.int64)
 
 
-def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tuple[int, float]:
+def _warm_up_gpu(fn: Callable[[], object], budget: Budget, stream: Any, clock: Clock,
+                 deadline: Deadline) -> tuple[int, float]:
     """Warm up by synchronized wall time, in doubling batches so the queue never runs dry."""
-    clock = time.perf_counter_ns
-    limit = int(warmup_s / NS)
+    limit = _warmup_limit_ns(budget)
     if limit <= 0:
         return 0, 0.0
     stream.synchronize()
     start = clock()
     calls, batch = 0, 1
     while True:
+        deadline.check("measure (warm-up)")
         for _ in repeat(None, batch):
             fn()
         calls += batch
@@ -365,13 +427,13 @@ def calls_per_sample(per_call_s: float, budget: Budget) -> int:
     return max(1, min(MAX_CALLS_PER_SAMPLE, wanted))
 
 
-def _enqueue_shared(fn: Callable[[], object], records: list[Recorder], enqueue: list[int], calls: int) -> None:
+def _enqueue_shared(fn: Callable[[], object], records: list[Recorder], enqueue: list[int], calls: int,
+                    clock: Clock) -> None:
     """The warm timed loop: one event per sample of ``calls`` calls, each ending one sample and
     starting the next.
 
     The chunk opens with its own event, so host work between chunks never lands in a sample.
     """
-    clock = time.perf_counter_ns
     append = enqueue.append
     records[0]()
     if calls == 1:  # its own loop: an inner loop of one call would add to the measured per-call host cost
@@ -392,9 +454,8 @@ def _enqueue_shared(fn: Callable[[], object], records: list[Recorder], enqueue: 
 
 
 def _enqueue_cold(fn: Callable[[], object], records: list[Recorder], enqueue: list[int],
-                  flush: Callable[[], object]) -> None:
+                  flush: Callable[[], object], clock: Clock) -> None:
     """The cold-L2 loop: flush, then an event pair around the call (the flush stays outside)."""
-    clock = time.perf_counter_ns
     append = enqueue.append
     pairs = iter(records)
     for start, end in zip(pairs, pairs):
@@ -408,7 +469,8 @@ def _enqueue_cold(fn: Callable[[], object], records: list[Recorder], enqueue: li
 
 
 def measure_events(
-    fn: Callable[[], object], *, batch_size: int, budget: Budget, stream: Any, api: CudaApi
+    fn: Callable[[], object], *, batch_size: int, budget: Budget, stream: Any, api: CudaApi,
+    deadline: Deadline = NO_DEADLINE,
 ) -> Timing:
     """The CUDA path of ``measure`` through an explicit ``api`` seam.
 
@@ -418,21 +480,55 @@ def measure_events(
     _check_batch_size(batch_size)
     if stream is None or api.is_default_stream(stream):
         raise ValueError("stream must be a non-default torch.cuda.Stream (DESIGN.md rule 3)")
-    cold = budget.flush_l2
-    if cold and api.make_flush is None:
+    if budget.flush_l2 and api.make_flush is None:
         raise ValueError("flush_l2 needs an api with make_flush")
-    clock = time.perf_counter_ns
-    stop = _StopRule(budget)
+    clock = api.clock or _now
     with api.stream_context(stream):
         path = (api.recorder or cuda_events.torch_path)(stream)
-        read = cuda_events.reader(path)
-        flush = api.make_flush() if cold and api.make_flush else None
-        timed = fn if flush is None else _flushed(fn, flush)
-        warm_calls, warm_s = _warm_up_gpu(timed, budget.warmup_s, stream)
-        pool = _EventPool(api.make_event, path)
-        samples, enqueue = _Samples(), _Samples()
-        per_call = warm_s / warm_calls if warm_calls else 0.0
-        calls = calls_per_sample(per_call, budget)
+        loop = _EventLoop(fn, budget, stream, api, path, clock)
+        try:
+            warm_calls, warm_s = _warm_up_gpu(loop.timed, budget, stream, clock, deadline)
+            reason = loop.run(warm_s / warm_calls if warm_calls else 0.0, deadline)
+        except CaseTimeout:
+            stream.synchronize()  # what was queued finishes here, not inside the next case
+            raise
+        seconds, calls = loop.samples.seconds(), loop.calls
+        backlog = None
+        if loop.flush is None and not deadline.expired():  # a nicety: skipped past the case's bound
+            backlog = backlog_probe(fn, api, loop.pool, loop.read, stream, float(np.median(seconds)),
+                                    float(np.median(loop.enqueue.seconds())), batch_size)
+    return Timing(
+        clock="cuda-event-cold-l2" if budget.flush_l2 else "cuda-event",
+        samples=thin(seconds, budget.keep_samples),
+        stats=summarize(seconds, batch_size, loop.wall_s, calls_per_sample=calls),
+        warmup_iterations=warm_calls,
+        warmup_s=warm_s,
+        wall_s=loop.wall_s,
+        stop_reason=reason,
+        enqueue=summarize(loop.enqueue.seconds(), batch_size, loop.wall_s, calls_per_sample=calls),
+        calls_per_sample=calls,
+        gpu_compute=backlog[0] if backlog else None,
+        launch=backlog[1] if backlog else None,
+    )
+
+
+class _EventLoop:
+    """The timed loop of the CUDA path: chunks of event-bracketed calls until the stop rule says so."""
+
+    def __init__(self, fn: Callable[[], object], budget: Budget, stream: Any, api: CudaApi, path: EventPath,
+                 clock: Clock) -> None:
+        self.fn, self.budget, self.stream, self.clock = fn, budget, stream, clock
+        self.read = cuda_events.reader(path)
+        self.flush = api.make_flush() if budget.flush_l2 and api.make_flush else None
+        self.timed = fn if self.flush is None else _flushed(fn, self.flush)
+        self.pool = _EventPool(api.make_event, path)
+        self.samples, self.enqueue = _Samples(), _Samples()
+        self.calls, self.wall_s = 1, 0.0
+
+    def run(self, per_call: float, deadline: Deadline) -> str:
+        budget, cold, stream, clock = self.budget, self.flush is not None, self.stream, self.clock
+        stop = _StopRule(budget)
+        self.calls = calls = calls_per_sample(per_call, budget)
         chunk = _next_chunk(per_call * calls, MAX_GPU_CHUNK, 0)
         pending: list[_Marked] = []
         submitted = 0
@@ -440,48 +536,32 @@ def measure_events(
         stream.synchronize()
         begin = clock()
         while reason is None:
+            deadline.check(f"measure (timed loop, {self.samples.n} samples)")
             k = max(1, min(chunk, (budget.max_iterations - submitted) // calls))
-            events = pool.take(2 * k if cold else k + 1)
+            events = self.pool.take(2 * k if cold else k + 1)
             host: list[int] = []
             records = [m.record for m in events]
-            if flush is None:
-                _enqueue_shared(fn, records, host, calls)
+            if self.flush is None:
+                _enqueue_shared(self.fn, records, host, calls, clock)
             else:
-                _enqueue_cold(fn, records, host, flush)
+                _enqueue_cold(self.fn, records, host, self.flush, clock)
             submitted += k * calls
             host_ns = np.rint(np.array(host, dtype=np.float64) / calls).astype(np.int64)
-            enqueue.extend(host_ns)
+            self.enqueue.extend(host_ns)
             per_sample = float(host_ns.mean()) * calls
             if pending:
-                done = _read_ns(pending, cold, read, calls)
-                samples.extend(done)
-                pool.give(pending)
+                done = _read_ns(pending, cold, self.read, calls)
+                self.samples.extend(done)
+                self.pool.give(pending)
                 per_sample = max(float(done.mean()) * calls, per_sample)
             chunk = _next_chunk(per_sample * NS, MAX_GPU_CHUNK, k)
             pending = events
-            reason = stop(samples, submitted, (clock() - begin) * NS)
+            reason = stop(self.samples, submitted, (clock() - begin) * NS)
         stream.synchronize()
-        wall_s = (clock() - begin) * NS
-        samples.extend(_read_ns(pending, cold, read, calls))
-        pool.give(pending)
-        seconds = samples.seconds()
-        backlog = None
-        if flush is None:
-            backlog = backlog_probe(fn, api, pool, read, stream, float(np.median(seconds)),
-                                    float(np.median(enqueue.seconds())), batch_size)
-    return Timing(
-        clock="cuda-event-cold-l2" if cold else "cuda-event",
-        samples=thin(seconds, budget.keep_samples),
-        stats=summarize(seconds, batch_size, wall_s, calls_per_sample=calls),
-        warmup_iterations=warm_calls,
-        warmup_s=warm_s,
-        wall_s=wall_s,
-        stop_reason=reason,
-        enqueue=summarize(enqueue.seconds(), batch_size, wall_s, calls_per_sample=calls),
-        calls_per_sample=calls,
-        gpu_compute=backlog[0] if backlog else None,
-        launch=backlog[1] if backlog else None,
-    )
+        self.wall_s = (clock() - begin) * NS
+        self.samples.extend(_read_ns(pending, cold, self.read, calls))
+        self.pool.give(pending)
+        return reason
 
 
 PROBE_GPU_S = 0.05  # GPU time the backlog probe's calls aim to fill
@@ -507,7 +587,7 @@ def backlog_probe(
         return None
     calls = max(3, min(16, math.ceil(PROBE_GPU_S / max(per_call_s, 1e-6))))
     hold = api.make_hold(min(MAX_HOLD_S, max(0.002, 2 * calls * enqueue_s)))
-    clock = time.perf_counter_ns
+    clock = api.clock or _now
     events = pool.take(2 * calls + 1)  # the hold's start, then a (start, end) pair per call
     events[0].record()
     begin = clock()
@@ -548,17 +628,22 @@ def _flushed(fn: Callable[[], object], flush: Callable[[], object]) -> Callable[
 
 
 def measure(
-    fn: Callable[[], object], *, batch_size: int, budget: Budget = Budget(), stream: Any = None
+    fn: Callable[[], object], *, batch_size: int, budget: Budget = Budget(), stream: Any = None,
+    clock: Clock | None = None, deadline: Deadline = NO_DEADLINE,
 ) -> Timing:
     """Time ``fn`` (one inference of ``batch_size`` items) under ``budget``.
 
-    ``stream`` None: host timing with perf_counter. A non-default ``torch.cuda.Stream``: CUDA events on
-    that stream, ``fn`` enqueued under it, host enqueue time reported as ``Timing.enqueue``.
+    ``stream`` None: host timing with ``clock`` (default ``time.perf_counter_ns``). A non-default
+    ``torch.cuda.Stream``: CUDA events on that stream, ``fn`` enqueued under it, host enqueue time
+    reported as ``Timing.enqueue``. Past ``deadline`` the loop stops with ``CaseTimeout``.
     """
     _check_batch_size(batch_size)
     if stream is None:
-        return _measure_cpu(fn, batch_size, budget)
-    return measure_events(fn, batch_size=batch_size, budget=budget, stream=stream, api=cuda_api(stream))
+        return _measure_cpu(fn, batch_size, budget, clock or _now, deadline)
+    api = cuda_api(stream)
+    if clock is not None:
+        api = replace(api, clock=clock)
+    return measure_events(fn, batch_size=batch_size, budget=budget, stream=stream, api=api, deadline=deadline)
 
 
 _APIS: dict[int, CudaApi] = {}
@@ -573,7 +658,7 @@ def cuda_api(stream: Any) -> CudaApi:
 
 
 def measure_throughput(
-    fn: Callable[[], object], *, batch_size: int, iterations: int, stream: Any = None
+    fn: Callable[[], object], *, batch_size: int, iterations: int, stream: Any = None, clock: Clock | None = None
 ) -> float:
     """Items per second of ``iterations`` back-to-back calls with one synchronization at the end (rule 5).
 
@@ -582,21 +667,22 @@ def measure_throughput(
     _check_batch_size(batch_size)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    read = clock or _now
     if stream is None:
-        start = time.perf_counter_ns()
+        start = read()
         for _ in repeat(None, iterations):
             fn()
-        wall = time.perf_counter_ns() - start
+        wall = read() - start
     else:
         import torch
 
         with torch.cuda.stream(stream):
             stream.synchronize()
-            start = time.perf_counter_ns()
+            start = read()
             for _ in repeat(None, iterations):
                 fn()
             stream.synchronize()
-            wall = time.perf_counter_ns() - start
+            wall = read() - start
     return batch_size * iterations / (max(wall, 1) * NS)
 
 

@@ -13,7 +13,7 @@ from pytest_trt import concurrency
 from pytest_trt.case import Case
 from pytest_trt.concurrency import Lane, StreamError, _Window, open_runners, run_lanes, window_timing
 from pytest_trt.fixtures import is_oom
-from pytest_trt.timing import STOP_REASONS, Budget
+from pytest_trt.timing import STOP_REASONS, Budget, CaseTimeout, Deadline
 
 
 class VirtualClock:
@@ -126,6 +126,17 @@ def test_a_failing_stream_stops_all_and_is_raised_naming_it() -> None:
                   clock=VirtualClock(), sleep=_yield)
     assert is_oom(caught.value)  # still an OOM state for the case
     assert not [t for t in threading.enumerate() if t.name.startswith("pytest-trt-stream")]
+
+
+def test_past_the_case_timeout_every_stream_stops_and_the_case_times_out() -> None:
+    clock = VirtualClock()
+    deadline = Deadline.start(0.005, clock)  # 5 virtual ms; the window alone would run 2 s
+    lanes = [Lane(lambda: (clock.advance(100_000), _release())) for _ in range(2)]
+    with pytest.raises(CaseTimeout, match=r"--trt-case-timeout\) in phase streams \(window, \d+ requests\)"):
+        run_lanes(lanes, batch_size=1, budget=Budget(warmup_s=0.0, min_time_s=1.0, max_time_s=2.0),
+                  clock=clock, sleep=_yield, deadline=deadline)
+    assert not [t for t in threading.enumerate() if t.name.startswith("pytest-trt-stream")]  # all joined
+    assert clock.now < 1_000_000_000  # stopped at the bound, not at the window's minimum time
 
 
 def test_each_thread_enters_its_lanes_context() -> None:

@@ -18,7 +18,7 @@ from pytest_trt import pipeline
 from pytest_trt.model import ModelSpec
 from pytest_trt.records import Timing
 from pytest_trt.stats import summarize
-from pytest_trt.timing import Budget
+from pytest_trt.timing import NO_DEADLINE, Budget, CaseTimeout, Deadline
 
 
 class Logged:
@@ -48,7 +48,8 @@ class Timer:
     def __init__(self, log: list[str]) -> None:
         self.log, self.budgets, self.batches = log, [], []
 
-    def __call__(self, fn: Callable[[], object], *, batch_size: int, budget: Budget) -> Timing:
+    def __call__(self, fn: Callable[[], object], *, batch_size: int, budget: Budget,
+                 deadline: Deadline = NO_DEADLINE) -> Timing:
         self.log.append("timed:")
         self.budgets.append(budget)
         self.batches.append(batch_size)
@@ -131,6 +132,21 @@ def test_a_spec_with_only_a_postprocess_feeds_the_network_its_input() -> None:
 def test_a_preprocess_that_does_not_make_the_network_input_is_an_error(raw: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         pipeline.measure(Logged([]), _spec([]), raw, 2, BUDGET, timer=Timer([]))
+
+
+def test_past_the_case_timeout_the_stage_being_timed_stops() -> None:
+    log: list[str] = []
+    now = [0]
+
+    def clock() -> int:  # every read is a virtual millisecond later
+        now[0] += 1_000_000
+        return now[0]
+
+    deadline = Deadline.start(0.05, clock)  # 50 virtual ms; one stage's minimum time alone is 10 ms
+    spec = dataclasses.replace(_spec(log), postprocess=lambda outputs: now.__setitem__(0, now[0] + 100_000_000))
+    with pytest.raises(CaseTimeout, match=r"in phase measure \((warm-up|timed loop)"):
+        pipeline.measure(Logged(log), spec, RAW, 2, BUDGET, deadline=deadline)
+    assert log.count("pre") >= 2  # prepare was timed; the slow post-process ran into the bound
 
 
 def test_which_specs_have_stages() -> None:

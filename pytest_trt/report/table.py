@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pytest_trt.records import CaseResult, CaseState, Stats
+from pytest_trt.records import CaseResult, CaseState, Flag, Stats
 from pytest_trt.report import escape
-from pytest_trt.verdict import format_percent
+from pytest_trt.verdict import Verdict, format_percent
 
 COLUMNS = ("backend", "precision", "batch", "variant", "streams", "status", "median ms", "p99 ms", "calls/sample",
            "items/s", "speed-up", "vs own fp32", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W",
@@ -26,12 +26,15 @@ ALWAYS = ("backend", "precision", "batch", "status")
 
 @dataclass(frozen=True)
 class Table:
-    """One model's rows; ``outcomes`` is each row's verdict (or state) for colouring."""
+    """One model's rows; ``outcomes`` is each row's verdict (or state) for colouring, ``verdicts`` and
+    ``flags`` what the HTML report explains in a cell's tooltip."""
 
     title: str
     header: list[str]
     rows: list[list[str]]
     outcomes: list[str]
+    verdicts: list[Verdict | None] = field(default_factory=list)
+    flags: list[list[Flag]] = field(default_factory=list)
 
 
 def tables(results: Sequence[CaseResult]) -> list[Table]:
@@ -45,7 +48,8 @@ def tables(results: Sequence[CaseResult]) -> list[Table]:
                                   r.case.streams))
         body = [_row(r, _fp32(cases, "torch", r), _fp32(cases, r.case.backend, r)) for r in cases]
         header, body = _drop_empty(COLUMNS, body)
-        out.append(Table(model, header, body, [_outcome(r) for r in cases]))
+        out.append(Table(model, header, body, [_outcome(r) for r in cases], [r.verdict for r in cases],
+                         [list(r.flags) for r in cases]))
         out += [t for t in (_stage_table(model, cases), _streams_table(model, cases)) if t is not None]
     return out
 
@@ -119,7 +123,8 @@ def _stage_table(model: str, cases: list[CaseResult]) -> Table | None:
                      ms(r, "prepare"), ms(r, "infer"), ms(r, "post"), ms(r, "d2h"), ms(r, "total"),
                      num(total.stats.throughput if total else None), share, _stage_verdicts(r)])
     header, body = _drop_empty(STAGE_COLUMNS, body)
-    return Table(f"{model} — pipeline stages (median per batch)", header, body, [_outcome(r) for r in staged])
+    return Table(f"{model} — pipeline stages (median per batch)", header, body, [_outcome(r) for r in staged],
+                 [r.verdict for r in staged], [list(r.flags) for r in staged])
 
 
 def _stage_verdicts(r: CaseResult) -> str:
@@ -153,7 +158,8 @@ def _streams_table(model: str, cases: list[CaseResult]) -> Table | None:
                      f"{min(c.requests)}–{max(c.requests)}" if len(c.requests) > 1 else str(sum(c.requests)),
                      c.made_by if c.streams > 1 else ""])
     header, body = _drop_empty(STREAM_COLUMNS, body)
-    return Table(f"{model} — streams (per request, all streams pooled)", header, body, [_outcome(r) for r in swept])
+    return Table(f"{model} — streams (per request, all streams pooled)", header, body, [_outcome(r) for r in swept],
+                 [r.verdict for r in swept], [list(r.flags) for r in swept])
 
 
 def num(value: float | None) -> str:
@@ -186,9 +192,22 @@ def markdown(table: Table, level: str = "##") -> list[str]:
             *(line(row) for row in table.rows), ""]
 
 
-def html(table: Table) -> str:
+def html(table: Table, level: str = "h2") -> str:
+    """The table as HTML: rows classed by outcome; the verdict and flags cells explain themselves on hover."""
+    from pytest_trt.report.verdicts import EXPLAINED, FLAGS_EXPLAINED
+
     head = "".join(f"<th>{escape.html(h)}</th>" for h in table.header)
-    rows = "".join(
-        f"<tr class='{escape.html(outcome.lower())}'>" + "".join(f"<td>{escape.html(c)}</td>" for c in row) + "</tr>"
-        for row, outcome in zip(table.rows, table.outcomes))
-    return f"<h2>{escape.html(table.title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    verdict_at = table.header.index("verdict") if "verdict" in table.header else -1
+    flags_at = table.header.index("flags") if "flags" in table.header else -1
+    body = []
+    for i, (row, outcome) in enumerate(zip(table.rows, table.outcomes)):
+        verdict = table.verdicts[i] if i < len(table.verdicts) else None
+        flags = table.flags[i] if i < len(table.flags) else []
+        titles = {verdict_at: f"{verdict.outcome.value}: {EXPLAINED[verdict.outcome]}. {verdict.message}"
+                  if verdict else "",
+                  flags_at: "; ".join(f"{f.value}: {FLAGS_EXPLAINED[f]}" for f in flags)}
+        cells = "".join(f"<td title='{escape.html(titles[j])}'>{escape.html(c)}</td>" if titles.get(j)
+                        else f"<td>{escape.html(c)}</td>" for j, c in enumerate(row))
+        body.append(f"<tr class='{escape.html(outcome.lower())}'>{cells}</tr>")
+    title = f"<{level}>{escape.html(table.title)}</{level}>"
+    return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
