@@ -24,8 +24,7 @@ import numpy as np
 from pytest_trt.backends.base import Runner
 from pytest_trt.case import Case
 from pytest_trt.records import JSONDict, Stats, Timing
-from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize, thin
-from pytest_trt.timing import (
+from pytest_trt.sampling import (
     CHECK_INTERVAL_S,
     NO_DEADLINE,
     STAT_GROWTH,
@@ -34,15 +33,17 @@ from pytest_trt.timing import (
     STOP_MAX_TIME,
     STOP_MIN_REACHED,
     Budget,
+    Clock,
     Deadline,
+    now,
 )
+from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize, thin
 
 CLOCK = "perf_counter-requests"  # per request on the host, all streams pooled: not the network's clock
 STREAM_SEED_OFFSET = 100  # stream i's inputs: spec seed + offset + i (other inputs than check and timing)
 NS = 1e-9
 
 Request = Callable[[], object]
-Clock = Callable[[], int]  # nanoseconds, monotonic, shared by all threads
 
 
 class StreamError(RuntimeError):
@@ -237,7 +238,7 @@ class Measured:
     requests: list[int]
 
 
-def run_lanes(lanes: Sequence[Lane], *, batch_size: int, budget: Budget, clock: Clock = time.perf_counter_ns,
+def run_lanes(lanes: Sequence[Lane], *, batch_size: int, budget: Budget, clock: Clock = now,
               sleep: Callable[[float], None] = time.sleep, poll_s: float = CHECK_INTERVAL_S,
               deadline: Deadline = NO_DEADLINE) -> Measured:
     """Drive every lane from its own thread until the stop rule ends the window, then summarize it.

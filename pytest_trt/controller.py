@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import pytest
 
@@ -35,7 +35,7 @@ class Controller:
         self.config = config
         self.ctx = ctx
         self.results: dict[str, CaseResult] = {}  # by node id
-        self.planned: dict[str, dict[str, Any]] = {}  # node id → the case announced at setup
+        self.planned: dict[str, JSONDict] = {}  # node id → the case announced at setup
         self.finished: set[str] = set()  # node ids whose teardown was reported
         self.verdicts: list[Verdict] = []
         self.written: list[str] = []
@@ -70,17 +70,18 @@ class Controller:
                          f"{report.longrepr}: the process died inside the case (a native abort or segfault, "
                          "e.g. in a backend's C++ code); pytest-xdist started a new worker")
 
-    def _record(self, nodeid: str, status: CaseState, message: str, where: dict[str, Any] | None = None) -> None:
+    def _record(self, nodeid: str, status: CaseState, message: str, where: JSONDict | None = None) -> None:
         """A case that never reported a result: recorded with the phase its process last announced."""
         where = where or progress.read(self.ctx.cache_dir, self.started).get(nodeid)
         if where is not None:
             message = f"{message}; it was {progress.describe(where)}"
         planned = self.planned.get(nodeid) or where
-        if planned is None:
+        case = planned.get("case") if planned is not None else None
+        if planned is None or not isinstance(case, dict):
             return  # not a pytest-trt case
         from pytest_trt.records import case_key
 
-        result = CaseResult(Case.from_dict(planned["case"]), nodeid, str(planned["model_name"]), status, message,
+        result = CaseResult(Case.from_dict(case), nodeid, str(planned["model_name"]), status, message,
                             key=case_key(nodeid))
         self._journal_write(result.to_dict())
         self.results[nodeid] = result
@@ -134,7 +135,7 @@ class Controller:
             verdicts += gate.missing(self.ctx.baseline, [r.key or r.nodeid for r in results])
         return verdicts
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         from pytest_trt import report
 
         if self.results:

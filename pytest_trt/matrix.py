@@ -6,7 +6,6 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 from pytest_trt import backends
 from pytest_trt.backends.base import device_kind
@@ -112,18 +111,18 @@ def expand_models(selection: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def plan(settings: Settings, device: str, marker: Mapping[str, Any]) -> list[Planned]:
+def plan(settings: Settings, device: str, marker: Mapping[str, object]) -> list[Planned]:
     """The cases of one test: options, overridden per test by ``@pytest.mark.trt(...)``."""
     models: tuple[str | None, ...] = (None,)
     wanted_models = marker.get("models")
     if wanted_models == ZOO:
         models = expand_models(settings.models)
     elif wanted_models:
-        models = expand_models(tuple(_as_tuple(wanted_models)))
+        models = expand_models(_as_tuple(wanted_models))
     chosen = _as_tuple(marker.get("backends") or settings.backends or default_backends(device))
     # fp32 always runs: it is the base of every speed-up and accuracy drop in the table
     precisions = tuple(dict.fromkeys(("fp32", *_as_tuple(marker.get("precisions") or settings.precisions))))
-    batch_sizes = tuple(int(b) for b in _as_tuple(marker.get("batch_sizes") or settings.batch_sizes))
+    batch_sizes = _as_ints(marker.get("batch_sizes") or settings.batch_sizes)
     variants = _as_tuple(marker.get("variants") or settings.variants)
     streams = tuple(int(s) for s in _as_tuple(marker.get("streams") or settings.streams))
     _check_marker_values(chosen, precisions, variants, batch_sizes, streams)
@@ -146,10 +145,28 @@ def model_missing(model: str | None) -> str | None:
     return f"model {model} needs {', '.join(missing)}, which is not installed" if missing else None
 
 
-def _as_tuple(value: Any) -> tuple[Any, ...]:
+def _as_tuple(value: object) -> tuple[str, ...]:
+    """Names from an option or a marker keyword: "a,b" or a sequence of names."""
     if isinstance(value, str):
         return tuple(v.strip() for v in value.split(",") if v.strip())
-    return tuple(value)
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    raise ValueError(f"@pytest.mark.trt(...): expected names as \"a,b\" or a list, got {value!r}")
+
+
+def _as_ints(value: object) -> tuple[int, ...]:
+    items = _as_tuple(value) if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"@pytest.mark.trt(batch_sizes=...): expected integers, got {value!r}")
+    sizes = []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            sizes.append(item)
+        elif isinstance(item, str) and item.strip().isdigit():
+            sizes.append(int(item))
+        else:
+            raise ValueError(f"@pytest.mark.trt(batch_sizes=...): {item!r} is not a positive integer")
+    return tuple(sizes)
 
 
 def _check_marker_values(

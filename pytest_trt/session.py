@@ -8,7 +8,6 @@ send reports and never write results, baselines or reports themselves.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -42,7 +41,7 @@ def validate(config: pytest.Config, ctx: Context) -> None:
 
 
 def parametrize(metafunc: pytest.Metafunc, ctx: Context) -> None:
-    marker: dict[str, Any] = {}
+    marker: dict[str, object] = {}
     for mark in reversed(list(metafunc.definition.iter_markers("trt"))):
         marker.update(mark.kwargs)  # closest marker wins per keyword
     try:

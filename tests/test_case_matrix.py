@@ -79,3 +79,20 @@ def test_tensorrt_without_tensorrt_says_so():
 def test_marker_values_are_checked():
     with pytest.raises(ValueError, match=r"precisions=.*int9"):
         matrix._check_marker_values(("torch",), ("int9",), ("eager",), (1,))
+
+
+@pytest.mark.parametrize("marker, pattern", [
+    ({"batch_sizes": [1, "x"]}, r"batch_sizes=.*'x' is not a positive integer"),
+    ({"batch_sizes": 8}, r"batch_sizes=.*expected integers"),
+    ({"backends": 3}, r"expected names"),
+])
+def test_marker_keywords_of_the_wrong_type_name_the_keyword(marker, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        matrix.plan(settings.defaults(), "cpu", marker)
+
+
+def test_marker_keywords_as_text_or_lists_plan_the_same_cases():
+    as_text = matrix.plan(settings.defaults(), "cpu", {"backends": "torch", "batch_sizes": "1,4"})
+    as_lists = matrix.plan(settings.defaults(), "cpu", {"backends": ["torch"], "batch_sizes": [1, 4]})
+    assert [p.case for p in as_text] == [p.case for p in as_lists]
+    assert {p.case.batch_size for p in as_text} == {1, 4}

@@ -20,7 +20,7 @@ import os, types
 from pathlib import Path
 import numpy as np
 import pytest, torch
-import pytest_trt.timing
+import pytest_trt.sampling
 from pytest_trt import ModelSpec
 from pytest_trt.data.folder import from_arrays
 
@@ -31,7 +31,7 @@ def _clock():
     _now["ns"] += 1_000
     return _now["ns"]
 
-pytest_trt.timing.time = types.SimpleNamespace(perf_counter_ns=_clock)
+pytest_trt.sampling.time = types.SimpleNamespace(perf_counter_ns=_clock)
 CALLS = Path(__file__).with_name("calls.txt")
 
 class Slow(torch.nn.Module):

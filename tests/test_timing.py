@@ -214,14 +214,19 @@ def test_cpu_samples_track_the_callable() -> None:
     assert t.wall_s == pytest.approx(sum(t.samples), rel=1e-6)  # back-to-back, nothing kept out
 
 
-def test_the_default_clock_is_read_at_each_call() -> None:
-    """Without a clock, measure reads this module's time.perf_counter_ns when it runs: a conftest may
+def test_the_default_clock_is_read_at_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a clock, measure reads ``sampling.time.perf_counter_ns`` when it runs: a conftest may
     replace it (the gate's acceptance tests do), and real host time is what a user's run measures."""
+    import types
+
+    import pytest_trt.sampling
     import pytest_trt.timing as timing_mod
 
+    ticks = iter(range(0, 10**12, 1_000_000))  # every reading one millisecond after the last
+    monkeypatch.setattr(pytest_trt.sampling, "time", types.SimpleNamespace(perf_counter_ns=lambda: next(ticks)))
     budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=3, max_iterations=3, target_rel_ci=0)
     t = timing_mod.measure(lambda: None, batch_size=1, budget=budget)
-    assert t.stats.n == 3 and t.stats.min >= 0
+    assert t.stats.n == 3 and t.stats.median == pytest.approx(1e-3)
 
 
 def test_measure_throughput_cpu() -> None:
