@@ -8,12 +8,10 @@ where it was (``pytest_trt.progress``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
-from typing import Any
 
 import numpy as np
 
@@ -23,6 +21,7 @@ from pytest_trt.case import Case
 from pytest_trt.checks import AccuracyLimits
 from pytest_trt.concurrency import STREAM_SEED_OFFSET
 from pytest_trt.context import Context, on_stream
+from pytest_trt.jsontypes import plain
 from pytest_trt.model import ModelSpec
 from pytest_trt.records import (
     Accuracy,
@@ -31,7 +30,6 @@ from pytest_trt.records import (
     CaseResult,
     CaseState,
     HostLoad,
-    JSONDict,
     TaskMetric,
     Telemetry,
     Timing,
@@ -201,7 +199,7 @@ def _streams(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: 
     return timing, telemetry, load, (failed or agreements)[0]
 
 
-def _request(runner: Runner, handle: Any, last: list[np.ndarray | None]) -> concurrency.Request:
+def _request(runner: Runner, handle: object, last: list[np.ndarray | None]) -> concurrency.Request:
     """One request: a call and its answer on the host (``to_host`` waits for the runner's stream)."""
     def request() -> None:
         last[0] = runner.to_host(runner.run(handle))
@@ -230,16 +228,6 @@ def _finish(result: CaseResult, timing: Timing, telemetry: Telemetry | None, loa
     result.flags = flags(timing, throttled=bool(telemetry and telemetry.throttled), load=load)
     result.status, result.message = checks.state(result.accuracy)
     return result
-
-
-def plain(info: dict[str, Any]) -> JSONDict:
-    """A runner's free-form facts as JSON values: numpy scalars, torch's version string, paths."""
-    def default(value: Any) -> Any:
-        item = getattr(value, "item", None)  # numpy scalars
-        return item() if callable(item) else str(value)
-
-    data: JSONDict = json.loads(json.dumps(info, default=default))
-    return data
 
 
 @contextmanager
@@ -284,11 +272,11 @@ def timing_method(ctx: Context, nodeid: str) -> tuple[bool, int]:
 
 def _measure(
     ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, nodeid: str, deadline: Deadline = NO_DEADLINE
-) -> tuple[Timing, Telemetry | None, HostLoad, Any]:
+) -> tuple[Timing, Telemetry | None, HostLoad, object]:
     from pytest_trt import timing as timing_mod
 
     handle = runner.load_inputs(inputs)
-    last: list[Any] = [None]
+    last: list[object] = [None]  # the latest output, in the backend's own type
 
     def step() -> None:
         # Drop the previous output before the next call, not after it: holding it added an output's

@@ -23,7 +23,8 @@ import numpy as np
 
 from pytest_trt.backends.base import Runner
 from pytest_trt.case import Case
-from pytest_trt.records import JSONDict, Stats, Timing
+from pytest_trt.jsontypes import JSONDict, as_dict, as_list, as_number
+from pytest_trt.latency import Stats, Timing
 from pytest_trt.sampling import (
     CHECK_INTERVAL_S,
     NO_DEADLINE,
@@ -80,13 +81,11 @@ class Concurrency:
 
     @classmethod
     def from_dict(cls, data: JSONDict) -> Concurrency:
-        from pytest_trt.records import _dict, _list, _number
-
         return cls(
-            streams=int(_number(data["streams"])),
-            latency=Stats.from_dict(_dict(data["latency"])),
-            requests=[int(_number(r)) for r in _list(data.get("requests") or [])],
-            wall_s=_number(data.get("wall_s", 0.0)),
+            streams=int(as_number(data["streams"])),
+            latency=Stats.from_dict(as_dict(data["latency"])),
+            requests=[int(as_number(r)) for r in as_list(data.get("requests") or [])],
+            wall_s=as_number(data.get("wall_s", 0.0)),
             made_by=str(data.get("made_by", "")),
             stop_reason=str(data.get("stop_reason", "")),
         )

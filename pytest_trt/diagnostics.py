@@ -55,7 +55,7 @@ def transfer_split(
 
 def ort_profile(runner: Runner, inputs: np.ndarray) -> JSONDict:
     """Node placement and host time per operator from a separate, profiled ONNX Runtime session."""
-    from pytest_trt.bench import plain
+    from pytest_trt.jsontypes import plain
 
     try:
         summary: dict[str, Any] = runner.profile(inputs)  # type: ignore[attr-defined]

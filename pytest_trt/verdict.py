@@ -8,7 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pytest_trt.records import JSON
+    from pytest_trt.jsontypes import JSON
 
 
 class Outcome(str, Enum):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -217,20 +218,34 @@ SAVER = textwrap.dedent(
 )
 
 
+def _kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], limit_s: float = 120) -> None:
+    """SIGKILL the saver as soon as ``ready()`` holds (polled), or at the limit."""
+    deadline = time.monotonic() + limit_s
+    while not ready() and time.monotonic() < deadline:  # a loaded host saves slowly
+        time.sleep(0.0005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_kill_during_save_leaves_a_complete_file(tmp_path: Path) -> None:
+    """Kills at random moments of a save loop, and kills the moment a temp file appears (mid-write by
+    construction): the baseline always loads whole, and what a killed writer left is only its temp file."""
     path = tmp_path / "big.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(7)
     kills = torn = 0
-    for _ in range(6):
+
+    def writing() -> bool:
+        return bool(list(tmp_path.glob(".big.json.*.tmp")))
+
+    for attempt in range(6):
         proc = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], env=env, stdout=subprocess.PIPE)
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-        deadline = time.monotonic() + 60
-        while not path.exists() and time.monotonic() < deadline:  # a loaded host saves slowly
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.05, 0.6))  # a save of this file takes ~0.1 s: kills land mid-write
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        if attempt % 2:
+            _kill_when(proc, writing)
+        else:
+            pause = time.monotonic() + rng.uniform(0.05, 0.6)
+            _kill_when(proc, lambda at=pause: path.exists() and time.monotonic() >= at)
         kills += proc.returncode == -signal.SIGKILL
         leftovers = list(tmp_path.glob(".big.json.*.tmp"))  # a temp file: the kill hit mid-write
         torn += bool(leftovers)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pytest_trt import environment, telemetry
+from pytest_trt import environment, telemetry, versions
 from pytest_trt.environment import fingerprint, hardware_key
 
 SCHEMA = {
@@ -219,11 +219,11 @@ def test_fingerprint_imports_no_heavy_module() -> None:
 def test_tensorrt_stubs_do_not_count_as_tensorrt() -> None:
     spec = importlib.util.find_spec("tensorrt")
     if spec is None:
-        assert environment.tensorrt_version() is None
+        assert versions.tensorrt_version() is None
         return
     if hasattr(importlib.import_module("tensorrt"), "Builder"):
         pytest.skip("a real TensorRT is installed here")
-    assert environment.tensorrt_version() is None
+    assert versions.tensorrt_version() is None
 
 
 def test_cuda_runtime_read_from_torch_version_file() -> None:
@@ -231,9 +231,9 @@ def test_cuda_runtime_read_from_torch_version_file() -> None:
     spec = importlib.util.find_spec("torch")
     assert spec is not None and spec.submodule_search_locations
     source = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
-    assert environment._assigned_string(source, "cuda") == torch.version.cuda
-    assert environment._assigned_string(source, "__version__") == torch.__version__
-    assert environment._assigned_string("cuda: Optional[str] = '12.8'\n", "cuda") == "12.8"
+    assert versions._assigned_string(source, "cuda") == torch.version.cuda
+    assert versions._assigned_string(source, "__version__") == torch.__version__
+    assert versions._assigned_string("cuda: Optional[str] = '12.8'\n", "cuda") == "12.8"
 
 
 def test_cpu_model_is_a_string() -> None:

@@ -198,7 +198,7 @@ def _variant_missing(variant: str, device: str) -> str | None:
 
 
 def _versions() -> Mapping[str, str | None]:
-    from pytest_trt.environment import loaded_version, package_version
+    from pytest_trt.versions import loaded_version, package_version
 
     return {
         "onnxruntime": loaded_version("onnxruntime") or package_version("onnxruntime-gpu", "onnxruntime"),

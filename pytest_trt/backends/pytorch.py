@@ -154,7 +154,7 @@ def _missing(device: str) -> str | None:
 
 
 def _versions() -> Mapping[str, str | None]:
-    from pytest_trt.environment import package_version
+    from pytest_trt.versions import package_version
 
     return {"torch": package_version("torch")}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_trt import compare as cmp
-from pytest_trt.report import escape
+from pytest_trt.report import escape, grid
 from pytest_trt.verdict import Verdict, format_seconds
 
 BOUND_WORDS = {cmp.GPU: "GPU-bound", cmp.HOST: "host-bound", cmp.UNKNOWN: "unknown", cmp.CPU: "CPU"}
@@ -110,17 +110,9 @@ def _geomean_lines(result: cmp.Comparison, later: int, rows: Sequence[cmp.Row], 
 
 
 def _text_table(header: list[str], body: list[list[str]]) -> list[str]:
-    cells = [[escape.terminal(c) for c in row] for row in [header, *body]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     left = [i == 0 or header[i].startswith(("verdict", "bound", "flags")) for i in range(len(header))]
-    fmt = "  ".join(f"{{:{'<' if left[i] else '>'}{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*cells[0]), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in cells[1:]]
-    return [line.rstrip() for line in lines]
+    return grid.text_grid(header, body, left=left, rule=True)
 
 
 def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(escape.markdown(c) for c in cells) + " |"
-
-    rule = "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"
-    return [line(header), rule] + [line(r) for r in body]
+    return grid.markdown_grid(header, body, right=[i > 0 for i in range(len(header))])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from pytest_trt.records import CaseResult, CaseState, Flag, Stats
 from pytest_trt.report import escape
+from pytest_trt.report.grid import markdown_grid, text_grid
 from pytest_trt.verdict import Verdict, format_percent
 
 COLUMNS = ("backend", "precision", "batch", "variant", "streams", "status", "median ms", "p99 ms", "calls/sample",
@@ -177,19 +178,11 @@ def _drop_empty(header: tuple[str, ...], body: list[list[str]]) -> tuple[list[st
 
 
 def text(table: Table) -> list[str]:
-    cells = [[escape.terminal(c) for c in row] for row in [table.header, *table.rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(table.header))]
-    lines = [escape.terminal(table.title)]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    return lines
+    return [escape.terminal(table.title)] + ["  " + line for line in text_grid(table.header, table.rows)]
 
 
 def markdown(table: Table, level: str = "##") -> list[str]:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(escape.markdown(c) for c in cells) + " |"
-
-    return [f"{level} {escape.markdown(table.title)}", "", line(table.header), "|" + "---|" * len(table.header),
-            *(line(row) for row in table.rows), ""]
+    return [f"{level} {escape.markdown(table.title)}", "", *markdown_grid(table.header, table.rows), ""]
 
 
 def html(table: Table, level: str = "h2") -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from pytest_trt.records import JSON, Flag
 from pytest_trt.report import escape
+from pytest_trt.report.grid import Markup, markdown_grid
 from pytest_trt.verdict import SEVERITY, Outcome, Verdict, format_percent, format_seconds
 
 EXPLAINED = {
@@ -57,24 +58,24 @@ def markdown(verdicts: Sequence[Verdict], environment: Mapping[str, JSON]) -> st
     """Counts per outcome and a table of every case that did not simply pass."""
     found = counts(verdicts)
     lines = ["## pytest-trt gate", "", f"Hardware: {escape.markdown(describe_hardware(environment))}", "",
-             "| " + " | ".join(o.value for o in SEVERITY) + " |", "|" + "---:|" * len(SEVERITY),
-             "| " + " | ".join(str(found[o]) for o in SEVERITY) + " |", ""]
+             *markdown_grid([o.value for o in SEVERITY], [[str(found[o]) for o in SEVERITY]],
+                            right=[True] * len(SEVERITY)), ""]
     flagged = [v for verdict in sorted(verdicts, key=_order) for v in _lines(verdict) if v.outcome is not Outcome.PASS]
     if not flagged:
         lines.append(f"All {len(verdicts)} cases passed." if verdicts else "No cases were judged.")
         return "\n".join(lines) + "\n"
-    lines += ["| outcome | case | baseline | tonight | ratio (CI) | detectable | details |",
-              "|---|---|---:|---:|---:|---:|---|"]
+    header = ["outcome", "case", "baseline", "tonight", "ratio (CI)", "detectable", "details"]
+    body: list[list[str]] = []
     for v in flagged:
         ratio = "—" if v.ratio is None else f"×{v.ratio:.3f}"
         if v.ratio_ci is not None:
             ratio += f" ({v.ratio_ci[0]:.3f}–{v.ratio_ci[1]:.3f})"
-        cells = [f"**{v.outcome.value}**" if v.failed else v.outcome.value,
-                 escape.markdown(v.case_id + ("" if v.metric == "latency" else f" ({v.metric})")),
-                 format_seconds(v.baseline_median) if v.metric == "latency" else "—",
-                 format_seconds(v.current_median) if v.metric == "latency" else "—",
-                 ratio, format_percent(v.detectable), escape.markdown(v.detail)]
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append([Markup(f"**{v.outcome.value}**") if v.failed else v.outcome.value,
+                     v.case_id + ("" if v.metric == "latency" else f" ({v.metric})"),
+                     format_seconds(v.baseline_median) if v.metric == "latency" else "—",
+                     format_seconds(v.current_median) if v.metric == "latency" else "—",
+                     ratio, format_percent(v.detectable), v.detail])
+    lines += markdown_grid(header, body, right=[False, False, True, True, True, True, False])
     lines += ["", "; ".join(f"**{o.value}**: {EXPLAINED[o]}" for o in SEVERITY if found[o])]
     return "\n".join(lines) + "\n"
 

@@ -28,7 +28,7 @@ def _missing(device: str) -> str | None:
 
 
 def _versions() -> Mapping[str, str | None]:
-    from pytest_trt.environment import tensorrt_version
+    from pytest_trt.versions import tensorrt_version
 
     return {"tensorrt": tensorrt_version()}
 
