@@ -89,7 +89,7 @@ def test_bad_streams_are_one_usage_error_line(framed, value):
 # test sets, on a quiet and on a loaded host alike.
 VIRTUAL = STAGED_MODEL + '''
 import os, types
-import pytest_trt.host, pytest_trt.timing
+import pytest_trt.host, pytest_trt.sampling
 from pytest_trt.records import HostLoad
 
 _now = {"ns": 0}
@@ -100,7 +100,7 @@ def _clock():
     return _now["ns"]
 
 
-pytest_trt.timing.time = types.SimpleNamespace(perf_counter_ns=_clock)
+pytest_trt.sampling.time = types.SimpleNamespace(perf_counter_ns=_clock)
 pytest_trt.host.since = lambda start, *a, **k: HostLoad(1.0, 1.0, None, None, 0.5, 2, others_cpu_s=0.0)
 pytest_trt.host.calibration_s = lambda repeats=9: 0.1
 _forward, _pre, _post = Net.forward, preprocess, postprocess
