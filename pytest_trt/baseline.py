@@ -44,6 +44,7 @@ from pytest_trt.stats import thin
 SCHEMA_VERSION = 1
 TOOL = "pytest-trt"
 MAX_SAMPLES = 1000  # per case and run: enough for the gate, small enough for a git diff
+MAX_STAGE_SAMPLES = 200  # per pipeline stage: the gate reads a stage's median and its CI, kept in stats
 MAX_RUNS = 200
 KEEP_RUNS = 20  # the rolling window a nightly --trt-save-baseline keeps
 LOCK_TIMEOUT_S = 120.0
@@ -51,6 +52,29 @@ LOCK_TIMEOUT_S = 120.0
 
 class BaselineError(Exception):
     """A baseline file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    """One pipeline stage of a baseline entry (pytest_trt.pipeline): what the gate judges it by."""
+
+    clock: str
+    samples: list[float]
+    stats: Stats
+
+    @classmethod
+    def of(cls, timing: Timing) -> StageEntry | None:
+        """None for a stage the file could not load again (see ``_storable``): the gate then says NEW."""
+        samples, stats = _storable(timing)
+        if stats is None:
+            return None
+        return cls(timing.clock, thin(samples, MAX_STAGE_SAMPLES), stats)
+
+    def to_dict(self) -> JSONDict:
+        return {"clock": self.clock, "samples": list(self.samples), "stats": dict(asdict(self.stats))}
+
+    def timing(self) -> Timing:
+        return Timing(self.clock, list(self.samples), self.stats, 0, 0.0, 0.0, "")
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,7 @@ class Entry:
     host: HostLoad | None = None
     flags: list[Flag] = field(default_factory=list)
     peak_tflops: float | None = None  # the run's GPU calibration (a measured matmul peak)
+    stages: dict[str, StageEntry] = field(default_factory=dict)  # absent from files saved before stages
     # medians of the backlog probe (timing.launch, timing.gpu_compute): whether the host or the GPU set the pace
     launch_s: float | None = None
     gpu_compute_s: float | None = None
@@ -95,6 +120,7 @@ class Entry:
             clock=timing.clock if timing else None, calls_per_sample=timing.calls_per_sample if timing else 1,
             model_hash=result.build.model_hash, accuracy=result.accuracy, telemetry=result.telemetry,
             host=result.host, flags=list(result.flags), peak_tflops=result.build.peak_tflops,
+            stages=_stage_entries(result) if timing else {},
             launch_s=timing.launch.median if timing and timing.launch else None,
             gpu_compute_s=timing.gpu_compute.median if timing and timing.gpu_compute else None,
         )
@@ -115,6 +141,7 @@ class Entry:
             "host": self.host.to_dict() if self.host else None,
             "flags": [f.value for f in self.flags],
             "peak_tflops": self.peak_tflops,
+            **({"stages": {name: stage.to_dict() for name, stage in self.stages.items()}} if self.stages else {}),
             **({"launch_s": self.launch_s, "gpu_compute_s": self.gpu_compute_s} if self.launch_s else {}),
         }
 
@@ -129,7 +156,13 @@ class Entry:
         return CaseResult(self.case, self.nodeid, self.case.model or self.nodeid, self.status, "", timing,
                           self.accuracy, self.telemetry, self.host,
                           BuildInfo(model_hash=self.model_hash, peak_tflops=self.peak_tflops),
-                          list(self.flags), key=key)
+                          list(self.flags), key=key,
+                          stages={name: stage.timing() for name, stage in self.stages.items()})
+
+
+def _stage_entries(result: CaseResult) -> dict[str, StageEntry]:
+    entries = {name: StageEntry.of(t) for name, t in result.stages.items()}
+    return {name: entry for name, entry in entries.items() if entry is not None}
 
 
 def _storable(timing: Timing | None) -> tuple[list[float], Stats | None]:

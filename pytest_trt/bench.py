@@ -11,18 +11,21 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 
 import numpy as np
 
-from pytest_trt import checks, diagnostics, host
+from pytest_trt import checks, concurrency, diagnostics, host, pipeline
 from pytest_trt.backends.base import Runner
 from pytest_trt.case import Case
 from pytest_trt.checks import AccuracyLimits
+from pytest_trt.concurrency import STREAM_SEED_OFFSET
 from pytest_trt.context import Context, on_stream
 from pytest_trt.jsontypes import plain
 from pytest_trt.model import ModelSpec
 from pytest_trt.records import (
     Accuracy,
+    Agreement,
     BuildInfo,
     CaseResult,
     CaseState,
@@ -32,7 +35,7 @@ from pytest_trt.records import (
     Timing,
 )
 from pytest_trt.settings import InputTooLarge, check_input_size
-from pytest_trt.timing import NO_DEADLINE, CaseTimeout, Deadline
+from pytest_trt.timing import NO_DEADLINE, Budget, CaseTimeout, Deadline
 
 CHECK_SEED_OFFSET = 1  # the pre-timing check uses other inputs than the timed loop
 
@@ -78,35 +81,142 @@ def _run_phases(ctx: Context, runner: Runner, spec: ModelSpec, limits: AccuracyL
     check_seed = spec.seed + CHECK_SEED_OFFSET
     check_inputs = representative_inputs(ctx, spec, case.batch_size, check_seed)
 
-    def reference(seed: int) -> Callable[[np.ndarray, tuple[int, ...] | None], np.ndarray]:
-        return lambda inputs, items: ctx.artifacts.reference(spec, inputs, seed, items)
-
     with on_stream(runner.stream):
         with phase("first_run"):  # a new shape: cuDNN autotuning, lazy allocations, ...
             check = runner.to_host(runner.run(runner.load_inputs(check_inputs)))
         with phase("check"):
-            first = checks.agreement(check, check_inputs, case.precision, limits, reference(check_seed))
-        with phase("measure"):
-            timing, telemetry, load, last = _measure(ctx, runner, case, timed_inputs, nodeid, deadline)
-        with phase("check_timed"):
-            final = checks.agreement(runner.to_host(last), timed_inputs, case.precision, limits,
-                                     reference(spec.seed))
-            del last  # the transfer rounds below make their own outputs: not with this one alive too
+            first = checks.agreement(check, check_inputs, case.precision, limits, _reference(ctx, spec, check_seed))
+        if case.streams > 1:
+            timing, telemetry, load, final = _streams(ctx, runner, spec, case, limits, phase, result, deadline)
+        else:
+            with phase("measure"):
+                timing, telemetry, load, last = _measure(ctx, runner, case, timed_inputs, nodeid, deadline)
+            with phase("check_timed"):
+                final = checks.agreement(runner.to_host(last), timed_inputs, case.precision, limits,
+                                         _reference(ctx, spec, spec.seed))
+                del last  # the transfer rounds below make their own outputs: not with this one alive too
         result.accuracy = Accuracy(first if not first.passed else final, None, True)
         if spec.dataset is not None and (limits.metric or spec.metric) is not None:
             with phase("task_metric"):
                 task = _task_metric(ctx, runner, spec, case, limits, deadline)
             result.accuracy = dataclasses.replace(result.accuracy, task=task)
-        if case.is_cuda:
-            with phase("transfers"):
-                transfers, result.build.transfers_error = diagnostics.transfer_split(runner, timed_inputs)
-            timing = dataclasses.replace(timing, transfers=transfers)
-    if ctx.settings.ort_profile and callable(getattr(runner, "profile", None)):
-        with phase("ort_profile"):
-            result.build.ort_profile = diagnostics.ort_profile(runner, timed_inputs)
-    with phase("flops"):
-        diagnostics.compute_rate(ctx, spec, case, timing.stats.median, result.build)
+        if case.streams == 1:
+            timing = _single_stream_extras(ctx, runner, spec, limits, phase, result, timing, timed_inputs, deadline)
+    if case.streams == 1:  # a per-request latency under load is no single call's compute rate
+        if ctx.settings.ort_profile and callable(getattr(runner, "profile", None)):
+            with phase("ort_profile"):
+                result.build.ort_profile = diagnostics.ort_profile(runner, timed_inputs)
+        with phase("flops"):
+            diagnostics.compute_rate(ctx, spec, case, timing.stats.median, result.build)
     return _finish(result, timing, telemetry, load, phases)
+
+
+Phase = Callable[[str], AbstractContextManager[None]]
+
+
+def _reference(ctx: Context, spec: ModelSpec, seed: int) -> Callable[[np.ndarray, tuple[int, ...] | None], np.ndarray]:
+    return lambda inputs, items: ctx.artifacts.reference(spec, inputs, seed, items)
+
+
+def _single_stream_extras(ctx: Context, runner: Runner, spec: ModelSpec, limits: AccuracyLimits, phase: Phase,
+                          result: CaseResult, timing: Timing, timed_inputs: np.ndarray, deadline: Deadline) -> Timing:
+    """What a one-stream case records beside its network timing: the CUDA transfer split, the
+    pipeline stages, and the one-stream reference of a --trt-streams sweep. Returns the timing
+    with the transfer split in it."""
+    case = result.case
+    if case.is_cuda:
+        with phase("transfers"):
+            transfers, result.build.transfers_error = diagnostics.transfer_split(runner, timed_inputs)
+        timing = dataclasses.replace(timing, transfers=transfers)
+    if pipeline.has_stages(spec):
+        with phase("stages"):
+            _stages(ctx, runner, spec, limits, result, deadline)
+    if any(count > 1 for count in ctx.settings.streams):
+        # The sweep's "vs x1" needs one stream measured as the others are: requests on the host.
+        with phase("streams_reference"):
+            inputs = representative_inputs(ctx, spec, case.batch_size, spec.seed + STREAM_SEED_OFFSET)
+            request = _request(runner, runner.load_inputs(inputs), [None])
+            lane = concurrency.Lane(request, partial(on_stream, runner.stream))  # the thread's own stream context
+            measured = concurrency.run_lanes([lane], batch_size=case.batch_size, budget=_budget(ctx),
+                                             deadline=deadline)
+            result.concurrency = _concurrency_record(measured, 1, "runner")
+    return timing
+
+
+def _stages(ctx: Context, runner: Runner, spec: ModelSpec, limits: AccuracyLimits, result: CaseResult,
+            deadline: Deadline) -> None:
+    """Time the spec's pipeline stages; the end-to-end path's network outputs are checked too."""
+    case = result.case
+    seed = spec.seed + pipeline.STAGE_SEED_OFFSET
+    if spec.preprocess is not None:
+        raw = spec.raw_inputs(case.batch_size, seed, dataset=ctx.artifacts.dataset(spec))
+    else:
+        raw = representative_inputs(ctx, spec, case.batch_size, seed)
+    staged = pipeline.measure(runner, spec, raw, case.batch_size, _budget(ctx), deadline=deadline)
+    result.stages = staged.timings
+    agreed = checks.agreement(staged.outputs, staged.inputs, case.precision, limits, _reference(ctx, spec, seed))
+    accuracy = result.accuracy
+    if accuracy.passed and accuracy.agreement is not None and not agreed.passed:
+        result.accuracy = dataclasses.replace(accuracy, agreement=agreed)
+
+
+def _streams(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits, phase: Phase,
+             result: CaseResult, deadline: Deadline) -> tuple[Timing, Telemetry | None, HostLoad, Agreement]:
+    """``case.streams`` runners driven at once; every stream's last output is checked against fp32."""
+    from pytest_trt import backends
+
+    with phase("streams_open"):
+        runners, made_by = concurrency.open_runners(
+            runner, case.streams, lambda: backends.get(case.backend).create_runner(case, spec, ctx.artifacts))
+    try:
+        seeds = [spec.seed + STREAM_SEED_OFFSET + i for i in range(case.streams)]
+        inputs = [representative_inputs(ctx, spec, case.batch_size, seed) for seed in seeds]
+        lasts: list[list[np.ndarray | None]] = [[None] for _ in runners]
+        lanes = []
+        with phase("streams_first_run"):  # each new runner's first call, outside the timing
+            for r, x, last in zip(runners, inputs, lasts, strict=True):
+                with on_stream(r.stream):
+                    handle = r.load_inputs(x)
+                    r.to_host(r.run(handle))
+                lanes.append(concurrency.Lane(_request(r, handle, last), partial(on_stream, r.stream)))
+        requests: list[list[int]] = []
+
+        def time_it() -> Timing:
+            measured = concurrency.run_lanes(lanes, batch_size=case.batch_size, budget=_budget(ctx), deadline=deadline)
+            requests.append(measured.requests)
+            return measured.timing
+
+        with phase("measure"):
+            timing, telemetry, load = _observed(ctx, case, time_it)
+        result.concurrency = _concurrency_record(concurrency.Measured(timing, requests[0]), case.streams, made_by)
+        with phase("check_timed"):
+            agreements = [checks.agreement(last[0], x, case.precision, limits, _reference(ctx, spec, seed))
+                          for last, x, seed in zip(lasts, inputs, seeds, strict=True) if last[0] is not None]
+    finally:
+        concurrency.close_runners(runners[1:])
+    failed = [dataclasses.replace(a, reason=f"stream {i + 1} of {case.streams}: {a.reason}".rstrip(": "))
+              for i, a in enumerate(agreements) if not a.passed]
+    return timing, telemetry, load, (failed or agreements)[0]
+
+
+def _request(runner: Runner, handle: object, last: list[np.ndarray | None]) -> concurrency.Request:
+    """One request: a call and its answer on the host (``to_host`` waits for the runner's stream)."""
+    def request() -> None:
+        last[0] = runner.to_host(runner.run(handle))
+
+    return request
+
+
+def _concurrency_record(measured: concurrency.Measured, streams: int, made_by: str) -> concurrency.Concurrency:
+    timing = measured.timing
+    return concurrency.Concurrency(streams, timing.stats, measured.requests, timing.wall_s, made_by,
+                                   timing.stop_reason)
+
+
+def _budget(ctx: Context) -> Budget:
+    settings = ctx.settings
+    return Budget(warmup_s=settings.warmup_s, min_time_s=settings.min_time_s, max_time_s=settings.max_time_s,
+                  min_iterations=settings.min_iterations)
 
 
 def _finish(result: CaseResult, timing: Timing, telemetry: Telemetry | None, load: HostLoad,
@@ -163,8 +273,7 @@ def timing_method(ctx: Context, nodeid: str) -> tuple[bool, int]:
 def _measure(
     ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, nodeid: str, deadline: Deadline = NO_DEADLINE
 ) -> tuple[Timing, Telemetry | None, HostLoad, object]:
-    from pytest_trt import telemetry as telemetry_mod
-    from pytest_trt.timing import Budget, measure
+    from pytest_trt import timing as timing_mod
 
     handle = runner.load_inputs(inputs)
     last: list[object] = [None]  # the latest output, in the backend's own type
@@ -175,18 +284,24 @@ def _measure(
         last[0] = None
         last[0] = runner.run(handle)
 
-    settings = ctx.settings
     cold, calls = timing_method(ctx, nodeid)
-    budget = Budget(warmup_s=settings.warmup_s, min_time_s=settings.min_time_s,
-                    max_time_s=settings.max_time_s, min_iterations=settings.min_iterations,
-                    flush_l2=cold, calls_per_sample=calls)
+    budget = dataclasses.replace(_budget(ctx), flush_l2=cold, calls_per_sample=calls)
+    timing, telemetry, load = _observed(ctx, case, lambda: timing_mod.measure(
+        step, batch_size=case.batch_size, budget=budget, stream=runner.stream, deadline=deadline))
+    return timing, telemetry, load, last[0]
+
+
+def _observed(ctx: Context, case: Case, time_it: Callable[[], Timing]) -> tuple[Timing, Telemetry | None, HostLoad]:
+    """``time_it()`` with NVML sampling (CUDA) and the host's load around it."""
+    from pytest_trt import telemetry as telemetry_mod
+
     sampler = telemetry_mod.Sampler.open(ctx.device_index) if case.is_cuda else None
     telemetry_mod.reset_peak_memory(case.device)
     if sampler is not None:
         sampler.start()
     start = host.snapshot()
     try:
-        timing = measure(step, batch_size=case.batch_size, budget=budget, stream=runner.stream, deadline=deadline)
+        timing = time_it()
     finally:
         record = sampler.stop() if sampler is not None else {}
     load = host.since(start)
@@ -196,7 +311,7 @@ def _measure(
         peak = telemetry_mod.peak_memory_bytes(case.device)
         finished = telemetry_mod.finish(record, items=items, wall_s=timing.wall_s, peak_memory_bytes=peak)
         telemetry = Telemetry.from_dict(plain(finished))
-    return timing, telemetry, load, last[0]
+    return timing, telemetry, load
 
 
 def _task_metric(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits,

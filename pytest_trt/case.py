@@ -1,4 +1,4 @@
-"""The matrix point: one model × backend × precision × batch size × device × variant."""
+"""The matrix point: one model × backend × precision × batch size × device × variant × streams."""
 
 from __future__ import annotations
 
@@ -32,14 +32,23 @@ class Case:
     batch_size: int
     device: str  # "cpu", "cuda:0", ...
     variant: str = "eager"  # the plain execution of a backend; left out of test ids
+    # Independent execution contexts run at once (--trt-streams; docs/design.md, "Concurrency"):
+    # 1 is the plain case and is left out of test ids and files, so their keys stay as they were.
+    streams: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.streams, bool) or not isinstance(self.streams, int) or self.streams < 1:
+            raise ValueError(f"streams must be a whole number >= 1, got {self.streams!r}")
 
     @property
     def id(self) -> str:
-        """Readable id used in test ids: ``digits-cnn-onnxruntime-fp32-bs8``."""
+        """Readable id used in test ids: ``digits-cnn-onnxruntime-fp32-bs8``, ``...-bs8-x4`` for 4 streams."""
         parts = [self.model] if self.model else []
         parts += [self.backend, self.precision, f"bs{self.batch_size}"]
         if self.variant != "eager":
             parts.append(self.variant)
+        if self.streams != 1:
+            parts.append(f"x{self.streams}")
         return "-".join(parts)
 
     @property
@@ -56,6 +65,8 @@ class Case:
 
     def to_dict(self) -> dict[str, str | int | None]:
         data: dict[str, str | int | None] = asdict(self)
+        if self.streams == 1:
+            del data["streams"]  # files written before streams existed hold the same dict
         return data
 
     @classmethod
@@ -67,4 +78,5 @@ class Case:
             batch_size=int(str(data["batch_size"])),
             device=str(data["device"]),
             variant=str(data.get("variant", "eager")),
+            streams=int(str(data.get("streams", 1))),
         )

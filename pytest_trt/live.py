@@ -39,6 +39,10 @@ PHASES = {
     "check_timed": "check timed outputs",
     "task_metric": "task metric",
     "transfers": "transfers",
+    "stages": "pipeline stages (prepare, post-process, total)",
+    "streams_reference": "one-stream reference for --trt-streams",
+    "streams_open": "open streams",
+    "streams_first_run": "streams' first runs",
     "ort_profile": "ONNX Runtime profile",
     "flops": "FLOPs",
 }

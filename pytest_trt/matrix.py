@@ -75,6 +75,12 @@ def unsupported(case: Case) -> str | None:
                 f"(supported: {', '.join(precisions)})")
     if case.variant not in backend.all_variants:
         return f"variant {case.variant} does not apply to {case.backend}"
+    if case.streams > 1:
+        from pytest_trt.concurrency import streams_unsupported
+
+        why = streams_unsupported(case)
+        if why:
+            return why
     return (backend.variant_missing(case.variant, case.device) or _variant_elsewhere(backend, case.variant, kind)
             or backend.missing(case.device))
 
@@ -118,12 +124,13 @@ def plan(settings: Settings, device: str, marker: Mapping[str, object]) -> list[
     precisions = tuple(dict.fromkeys(("fp32", *_as_tuple(marker.get("precisions") or settings.precisions))))
     batch_sizes = _as_ints(marker.get("batch_sizes") or settings.batch_sizes)
     variants = _as_tuple(marker.get("variants") or settings.variants)
-    _check_marker_values(chosen, precisions, variants, batch_sizes)
+    streams = tuple(int(s) for s in _as_tuple(marker.get("streams") or settings.streams))
+    _check_marker_values(chosen, precisions, variants, batch_sizes, streams)
     planned = []
-    for model, backend, precision, batch, variant in itertools.product(
-        models, chosen, precisions, batch_sizes, variants
+    for model, backend, precision, batch, variant, count in itertools.product(
+        models, chosen, precisions, batch_sizes, variants, streams
     ):
-        case = Case(model, backend, precision, batch, device, variant)
+        case = Case(model, backend, precision, batch, device, variant, count)
         planned.append(Planned(case, model_missing(model) or unsupported(case)))
     return planned
 
@@ -164,7 +171,7 @@ def _as_ints(value: object) -> tuple[int, ...]:
 
 def _check_marker_values(
     names: tuple[str, ...], precisions: tuple[str, ...], variants: tuple[str, ...],
-    batch_sizes: tuple[int, ...],
+    batch_sizes: tuple[int, ...], streams: tuple[int, ...] = (1,),
 ) -> None:
     checks = (("backends", names, backends.names()), ("precisions", precisions, PRECISIONS),
               ("variants", variants, backends.variants()))
@@ -174,3 +181,5 @@ def _check_marker_values(
             raise ValueError(f"@pytest.mark.trt({name}=...): unknown {bad}; expected {', '.join(valid)}")
     if any(b <= 0 for b in batch_sizes):
         raise ValueError(f"@pytest.mark.trt(batch_sizes=...): {batch_sizes} must be positive integers")
+    if any(s <= 0 for s in streams):
+        raise ValueError(f"@pytest.mark.trt(streams=...): {streams} must be positive integers")

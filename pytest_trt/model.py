@@ -81,16 +81,18 @@ class ModelSpec:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         return rng.standard_normal((batch_size, *self.input_shape), dtype=np.float32)
 
-    def raw_inputs(self, batch_size: int, seed: int | None = None) -> np.ndarray:
+    def raw_inputs(self, batch_size: int, seed: int | None = None, dataset: Dataset | None = None) -> np.ndarray:
         """A batch in the pipeline's raw form, for timing ``preprocess`` → network → ``postprocess``.
 
         With a data set that has a raw form: validation rows drawn as the timed network inputs are
         (``default_rng(seed).choice(len(val), batch_size, replace=batch_size > len(val))``), so
         ``preprocess(raw_inputs(b, s))`` is that same network batch. Otherwise seeded uint8
-        H×W×C noise of the input's size (non-zero, like ``example_inputs``).
+        H×W×C noise of the input's size (non-zero, like ``example_inputs``). ``dataset``: the spec's
+        data set already loaded (a session loads it once), instead of calling ``self.dataset()``.
         """
         seed = self.seed if seed is None else seed
-        dataset = self.dataset() if self.dataset is not None else None
+        if dataset is None and self.dataset is not None:
+            dataset = self.dataset()
         rng = np.random.default_rng(seed)
         if dataset is not None and dataset.raw is not None:
             pool = dataset.raw.val

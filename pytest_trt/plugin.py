@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 pytest_plugins = ["pytest_trt.fixtures"]
 
 MARKERS = (
-    "trt(models=None, backends=None, precisions=None, batch_sizes=None, variants=None, threshold=None): "
-    "the pytest-trt matrix of this test; models='zoo' takes --trt-model; values override the options",
+    "trt(models=None, backends=None, precisions=None, batch_sizes=None, variants=None, streams=None, "
+    "threshold=None): the pytest-trt matrix of this test; models='zoo' takes --trt-model; values override the "
+    "options",
     "trt_accuracy(metric=None, max_drop=None, **agreement_limits): accuracy limits against fp32",
 )
 

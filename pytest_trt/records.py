@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from pytest_trt.case import Case
 from pytest_trt.conditions import HostLoad, Telemetry
@@ -18,6 +19,9 @@ from pytest_trt.jsontypes import JSON, JSONDict, as_dict, as_list, as_number
 from pytest_trt.latency import Flag, Stats, Timing
 from pytest_trt.quality import Accuracy, Agreement, TaskMetric
 from pytest_trt.verdict import Verdict
+
+if TYPE_CHECKING:  # concurrency imports this module: its record is read lazily in from_dict
+    from pytest_trt.concurrency import Concurrency
 
 __all__ = [
     "JSON", "Accuracy", "Agreement", "BuildInfo", "CaseResult", "CaseState", "Flag", "HostLoad", "JSONDict",
@@ -148,6 +152,10 @@ class CaseResult:
     flags: list[Flag] = field(default_factory=list)
     verdict: Verdict | None = None
     key: str = ""  # the baseline key: stable when pytest's rootdir moves (baseline.case_key)
+    # Pipeline stages around the network, host-timed (pytest_trt.pipeline): prepare, d2h, post, total.
+    # The network's own timing stays ``timing`` (the "infer" stage), so its baseline entries compare.
+    stages: dict[str, Timing] = field(default_factory=dict)
+    concurrency: Concurrency | None = None  # several streams at once, or one stream's reference for them
 
     @property
     def case_id(self) -> str:
@@ -173,6 +181,9 @@ class CaseResult:
             "build": self.build.to_dict(),
             "flags": [flag.value for flag in self.flags],
             "verdict": self.verdict.to_dict() if self.verdict is not None else None,
+            # Written only when measured: files of cases without them stay as they were.
+            **({"stages": {name: t.to_dict() for name, t in self.stages.items()}} if self.stages else {}),
+            **({"concurrency": self.concurrency.to_dict()} if self.concurrency is not None else {}),
         }
 
     @classmethod
@@ -195,7 +206,17 @@ class CaseResult:
             flags=[f for f in (Flag.parse(str(t)) for t in as_list(data.get("flags") or [])) if f is not None],
             verdict=Verdict.from_dict(as_dict(verdict)) if isinstance(verdict, dict) else None,
             key=str(data.get("key") or ""),
+            stages={str(k): Timing.from_dict(as_dict(v)) for k, v in as_dict(data.get("stages") or {}).items()},
+            concurrency=_concurrency(data.get("concurrency")),
         )
+
+
+def _concurrency(value: JSON) -> Concurrency | None:
+    if not isinstance(value, dict):
+        return None
+    from pytest_trt.concurrency import Concurrency
+
+    return Concurrency.from_dict(value)
 
 
 def _ran_on(value: JSON) -> RanOn | None:

@@ -29,11 +29,12 @@ from pytest_trt.records import (
 from pytest_trt.verdict import Verdict
 
 if TYPE_CHECKING:
-    from pytest_trt.baseline import Baseline, Entry, Run
+    from pytest_trt.baseline import Baseline, Entry, Run, StageEntry
 
 MAX_TEXT = 4096  # ids, names and messages
 MAX_CASES = 100_000
 MAX_BATCH = 1 << 20
+MAX_STAGES = 16  # pipeline stages per case (pytest_trt.pipeline has four)
 MAX_LATENCY_S = 1e5  # a day per call: beyond it a "latency" is a corrupt or hand-made number
 RESULTS_SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -192,6 +193,25 @@ def host(value: JSON, where: str) -> HostLoad | None:
     return None if value is None else _parsed(where, lambda: HostLoad.from_dict(_obj(value, where)))
 
 
+def _timing(value: JSON, where: str) -> None:
+    """A timing of a results file: a sample of 0 is kept there (two CUDA events with no work between
+    them read 0 ns); baselines leave such samples out."""
+    timing_data = _obj(value, where)
+    samples(timing_data.get("samples"), f"{where}.samples", 1_000_000, zero=True)
+    stats(timing_data.get("stats"), f"{where}.stats", zero=True)
+    _int(timing_data.get("calls_per_sample", 1), f"{where}.calls_per_sample", 1, 1_000_000)
+
+
+def _stage_names(value: JSON, where: str) -> JSONDict:
+    """A case's (or entry's) pipeline stages by name; absent in files written before stages."""
+    data = _obj(value if value is not None else {}, where)
+    if len(data) > MAX_STAGES:
+        raise SchemaError(f"{where}: {len(data)} stages, more than {MAX_STAGES}")
+    for name in data:
+        _text(name, f"{where} name")
+    return data
+
+
 def result(value: JSON, where: str) -> CaseResult:
     """One case result of a results file (``CaseResult.to_dict()``), validated."""
     data = _obj(value, where)
@@ -200,10 +220,12 @@ def result(value: JSON, where: str) -> CaseResult:
     state(data.get("status"), f"{where}.status")
     timing = data.get("timing")
     if timing is not None:
-        timing_data = _obj(timing, f"{where}.timing")
-        samples(timing_data.get("samples"), f"{where}.timing.samples", 1_000_000, zero=True)
-        stats(timing_data.get("stats"), f"{where}.timing.stats", zero=True)
-        _int(timing_data.get("calls_per_sample", 1), f"{where}.timing.calls_per_sample", 1, 1_000_000)
+        _timing(timing, f"{where}.timing")
+    for name, stage in _stage_names(data.get("stages"), f"{where}.stages").items():
+        _timing(stage, f"{where}.stages.{name}")
+    concurrency = data.get("concurrency")
+    if concurrency is not None:
+        stats(_obj(concurrency, f"{where}.concurrency").get("latency"), f"{where}.concurrency.latency", zero=True)
     accuracy(data.get("accuracy"), f"{where}.accuracy")
     return _parsed(where, lambda: CaseResult.from_dict(data))
 
@@ -290,7 +312,20 @@ def _entry(value: JSON, where: str, stored_key: str) -> Entry:
         host=host(data.get("host"), f"{where}.host"),
         flags=flags(data.get("flags"), f"{where}.flags"),
         peak_tflops=peak, launch_s=launch, gpu_compute_s=gpu,
+        stages={name: _stage_entry(stage, f"{where}.stages.{name}")
+                for name, stage in _stage_names(data.get("stages"), f"{where}.stages").items()},
     )
+
+
+def _stage_entry(value: JSON, where: str) -> StageEntry:
+    from pytest_trt.baseline import MAX_SAMPLES, StageEntry
+
+    data = _obj(value, where)
+    parsed = stats(data.get("stats"), f"{where}.stats")
+    if parsed is None:
+        raise SchemaError(f"{where}.stats: a stage needs its statistics")
+    return StageEntry(_text(data.get("clock"), f"{where}.clock") or "",
+                      samples(data.get("samples"), f"{where}.samples", MAX_SAMPLES), parsed)
 
 
 def _positive(value: JSON, where: str) -> float | None:

@@ -21,6 +21,7 @@ from pytest_trt.case import PRECISIONS
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 L2_STATES = ("warm", "cold")
+MAX_STREAMS = 64  # concurrent execution contexts per case: a runner (and its memory) each
 DEFAULT_CASE_TIMEOUT_S = 60.0
 MAX_CONFIRM = 10  # fresh processes per suspect case: each one re-runs the case from scratch
 MAX_MIN_ITERATIONS = 1_000_000  # the timing loop's own iteration cap (timing.Budget.max_iterations)
@@ -58,6 +59,7 @@ class Settings:
     # Whether the user chose the timing method; otherwise a case is timed as its baseline entry was.
     l2_explicit: bool = False
     calls_per_sample_explicit: bool = False
+    streams: tuple[int, ...] = (1,)  # concurrent execution contexts per case, a matrix dimension
 
 
 _BUILTIN_VARIANTS = tuple(dict.fromkeys(v for b in backend_registry.BUILTIN for v in b.all_variants))
@@ -68,6 +70,9 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
      "a pytest_trt_backends hook registers (default: installed ones that fit the device)", None),
     ("precision", f"precisions, comma separated: {', '.join(PRECISIONS)} (default: fp32)", "fp32"),
     ("batch-size", "batch sizes, comma separated positive integers (default: 1,8)", "1,8"),
+    ("streams", f"concurrent execution contexts per case, comma separated whole numbers 1..{MAX_STREAMS}, "
+     "e.g. 1,2,4,8: each stream is its own runner driven by its own thread; a case with more than one "
+     "reports aggregate throughput and per-request latency (default: 1)", "1"),
     ("device", "auto (default), cpu, cuda or cuda:N", "auto"),
     ("model", "zoo models for tests marked models='zoo': names or the groups small, vision, all "
      "(default: small)", "small"),
@@ -155,6 +160,17 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
             raise fail("batch-size", text, expected)
         sizes.append(size)
     return tuple(dict.fromkeys(sizes))
+
+
+def parse_streams(text: str) -> tuple[int, ...]:
+    expected = f"a comma-separated list of whole numbers from 1 to {MAX_STREAMS}, e.g. 1,2,4"
+    counts: list[int] = []
+    for part in text.split(","):
+        word = part.strip()
+        if not word.isdigit() or not 1 <= int(word) <= MAX_STREAMS:
+            raise fail("streams", text, expected)
+        counts.append(int(word))
+    return tuple(dict.fromkeys(counts))
 
 
 def input_bytes_limit() -> int:
@@ -318,6 +334,7 @@ def resolve(config: pytest.Config) -> Settings:
         backends=parse_list("backend", backend, backend_registry.names()) if backend else None,
         precisions=parse_list("precision", _raw(config, "precision") or "fp32", PRECISIONS),
         batch_sizes=parse_batch_sizes(_raw(config, "batch-size") or "1,8"),
+        streams=parse_streams(_raw(config, "streams") or "1"),
         device=parse_device(_raw(config, "device") or "auto"),
         models=tuple(m.strip() for m in (_raw(config, "model") or "small").split(",") if m.strip()),
         variants=parse_list("variant", _raw(config, "variant") or "eager", backend_registry.variants()),

@@ -63,6 +63,9 @@ class Verdict:
     confirmations: list[float] = field(default_factory=list)  # ratios of the fresh re-measurements
     advice: str = ""  # what would make a noisy case gateable
     energy: Verdict | None = None  # the energy-per-item verdict when it is gated
+    # Per pipeline stage (pytest_trt.pipeline.GATED), judged by the same rule; a stage's REGRESSION
+    # makes the case's outcome REGRESSION too, its message naming the stage.
+    stages: dict[str, Verdict] = field(default_factory=dict)
 
     @property
     def detail(self) -> str:
@@ -76,10 +79,12 @@ class Verdict:
         return self.outcome is Outcome.REGRESSION or (self.energy is not None and self.energy.failed)
 
     def to_dict(self) -> dict[str, JSON]:
-        data: dict[str, JSON] = {k: v for k, v in asdict(self).items() if k != "energy"}
+        data: dict[str, JSON] = {k: v for k, v in asdict(self).items() if k not in ("energy", "stages")}
         data["outcome"] = self.outcome.value
         data["ratio_ci"] = list(self.ratio_ci) if self.ratio_ci else None
         data["energy"] = self.energy.to_dict() if self.energy is not None else None
+        if self.stages:
+            data["stages"] = {name: verdict.to_dict() for name, verdict in self.stages.items()}
         return data
 
     @classmethod
@@ -98,6 +103,7 @@ class Verdict:
 
         ci = numbers("ratio_ci")
         energy = data.get("energy")
+        stages = data.get("stages")
         outcome = str(data.get("outcome", "PASS"))
         return cls(
             outcome=Outcome(outcome) if outcome in Outcome._value2member_map_ else Outcome.PASS,
@@ -126,6 +132,8 @@ class Verdict:
             confirmations=numbers("confirmations"),
             advice=str(data.get("advice", "")),
             energy=cls.from_dict(energy) if isinstance(energy, dict) else None,
+            stages={str(k): cls.from_dict(v) for k, v in stages.items() if isinstance(v, dict)}
+            if isinstance(stages, dict) else {},
         )
 
 

@@ -395,3 +395,22 @@ def test_a_results_file_keeps_zero_readings_and_loads() -> None:
     document = {"schema_version": 1, "environment": ENV, "cases": [result.to_dict()]}
     loaded = schema.results(json.loads(json.dumps(document)), "r.json")
     assert loaded.cases[0].timing is not None and loaded.cases[0].timing.samples == zeros
+
+
+def test_a_stage_below_the_timers_resolution_is_left_out_and_the_file_loads(tmp_path: Path) -> None:
+    """A pipeline stage can read 0 as the network can (a no-op preprocess on a coarse clock): the
+    baseline keeps its readable samples, drops a stage it could not load again, and the results file
+    keeps every reading."""
+    from pytest_trt import schema
+
+    path = tmp_path / "b.json"
+    some, none = [0.0, 0.0] + [2e-6] * 8, [0.0] * 10
+    staged = make_result("t.py::x[staged]")
+    staged.stages = {"prepare": Timing("perf_counter", none, summarize(none, 8, 1.0), 0, 0.0, 1.0, "converged"),
+                     "post": Timing("perf_counter", some, summarize(some, 8, 1.0), 0, 0.0, 1.0, "converged")}
+    save(path, [staged], ENV)
+    entry = baseline.load(path).runs[0].cases["t.py::x[staged]"]
+    assert list(entry.stages) == ["post"] and entry.stages["post"].samples == [2e-6] * 8
+    document = {"schema_version": 1, "environment": ENV, "cases": [staged.to_dict()]}
+    loaded = schema.results(json.loads(json.dumps(document)), "r.json")
+    assert loaded.cases[0].stages["prepare"].samples == none

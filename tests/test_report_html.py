@@ -113,6 +113,18 @@ def test_the_page_is_self_contained_and_draws_its_plots(tmp_path: Path) -> None:
     assert "Latency samples against the baseline" in page and "Median per baseline run" in page
 
 
+def test_a_staged_model_shows_its_stage_table_and_draws_its_plots_once(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    tonight = matrix(1.02, 300)
+    stage = tonight[1].timing
+    assert stage is not None
+    tonight[1].stages = {"prepare": stage, "post": stage, "total": stage}
+    page = page_of(tmp_path, tonight)
+    assert page.count("<h3>net — pipeline stages (median per batch)</h3>") == 1
+    assert page.index("<h3>net</h3>") < page.index("<h3>net — pipeline stages")
+    assert page.count("<svg") == 5  # the model's plots, not again for its stage table
+
+
 def test_nothing_from_a_file_becomes_markup_on_the_page(tmp_path: Path) -> None:
     tonight = [result(1e-3, 1, model=HOSTILE), result(2e-3, 2, 8, model=HOSTILE)]
     tonight[0].status, tonight[0].message = CaseState.ERROR, HOSTILE

@@ -2,6 +2,9 @@
 # The GPU runs behind the committed results, one step per call of the device tool (each < 10 min).
 #   bash lab/tools/gpu_session.sh STEP    with $OUT set; onnxruntime-gpu staged into /tmp/site first
 # Session 7 steps (H200): nights1, nights2 (with the H200 ResNet-50 file), nights3.
+# Pipeline step (H200, not yet run): pipe1 (the detector's mAP and stage split on CUDA, a --trt-streams
+#   1,2,4,8 sweep for ResNet-50 and the detector). PIPE_CHECK=1 runs its pytest commands on the CPU at
+#   tiny settings, to check the step without a GPU.
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
@@ -98,6 +101,29 @@ nights1|nights2|nights3) # the H200 nights (lab/results/h200_nights): one pytest
   nights3) $py lab/nights/collect.py --out "$out" --tag gpu3 --baseline "${BASE:?}" --schedule A:3,B5:2,B10:2 \
              --seed 3 --budget-s 175 --timeout-s 60 "${NIGHTS[@]}" ;;
   esac
+  ;;
+pipe1) # the detector's mAP and stage split (prepare / infer / post / total) on CUDA fp32 and fp16, then a
+  # --trt-streams sweep for ResNet-50 and the detector. ONNX Runtime joins where its CUDA EP loads and
+  # TensorRT where it imports; each group has its own limit, most wanted first.
+  device_txt
+  pipe_backends=torch
+  $py -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" \
+    2>/dev/null && pipe_backends+=,onnxruntime
+  $py -c "import tensorrt" 2>/dev/null && pipe_backends+=,tensorrt
+  pipe_over=()  # later options win: PIPE_CHECK=1 puts the same commands on the CPU, tiny and fast
+  if [ "${PIPE_CHECK:-0}" = 1 ]; then
+    pipe_backends=${PIPE_BACKENDS:-torch,onnxruntime}
+    pipe_over=(--trt-device cpu --trt-precision fp32 --trt-warmup 0 --trt-min-time 0.05 --trt-max-time 0.2
+               --trt-min-iterations 2 --trt-case-timeout 120)
+  fi
+  echo "pipe1 backends: $pipe_backends" | tee -a "$out/device.txt"
+  cases pipe1_det 170 --trt-model scenes-det --trt-backend "$pipe_backends" --trt-precision fp32,fp16 \
+    --trt-batch-size "${PIPE_DET_BATCH:-1,8,64}" "${pipe_over[@]}"
+  cases pipe1_streams_det 130 --trt-model scenes-det --trt-backend "$pipe_backends" --trt-precision fp16 \
+    --trt-batch-size 8 --trt-streams 1,2,4,8 "${pipe_over[@]}"
+  cases pipe1_streams_r50 190 --trt-model resnet50 --trt-backend "$pipe_backends" --trt-precision fp16 \
+    --trt-batch-size "${PIPE_R50_BATCH:-1,32}" --trt-streams 1,2,4,8 "${pipe_over[@]}"
+  pack pipe1
   ;;
 core3)
   { nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv

@@ -14,7 +14,8 @@ The rule (docs/design.md, "The gate"):
    it regressed beyond its noise: it is never failed on noise.
 
 IMPROVED mirrors a slower first process. Status and accuracy regressions need no re-measurement.
-Energy per item (``policy.energy_threshold``) is judged by the same rule on its own verdict line.
+Energy per item (``policy.energy_threshold``) is judged by the same rule on its own verdict line, and
+so is each pipeline stage (``gate.stages``): a stage's REGRESSION fails the case.
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ def judge(first: Measurement, baseline: Baseline, policy: Policy, again: Sequenc
     if policy.energy_threshold is not None:
         energy = Verdict(Outcome.PASS, current.nodeid, current.case.id, policy.energy_threshold, metric="energy")
         verdict.energy = _timing(energy, [first, *again], history, policy, "energy")
+    if current.stages:
+        from pytest_trt.gate.stages import judge_stages
+        from pytest_trt.pipeline import GATED
+
+        judge_stages(latency, first, again, baseline, policy, GATED)
     return latency
 
 
@@ -121,7 +127,8 @@ def wanted(verdict: Verdict, policy: Policy) -> int:
             return 0
         return max(0, policy.confirm - (len(v.night) - 1))
 
-    return max(missing(verdict), missing(verdict.energy) if verdict.energy is not None else 0)
+    return max(missing(verdict), missing(verdict.energy) if verdict.energy is not None else 0,
+               *(missing(stage) for stage in verdict.stages.values()))
 
 
 def _untimed(verdict: Verdict, current: CaseResult, history: history_mod.History) -> Verdict:

@@ -165,7 +165,8 @@ def _section(section: Section, with_plots: bool) -> str:
     for model in table.tables(section.results):
         cases = [r for r in section.results if r.model_name == model.title]
         parts.append(f"<div class='wide'>{table.html(model, level='h3')}</div>")
-        parts.append(_plots(section, cases, with_plots))
+        if cases:  # a model's stage and streams tables follow its own, whose plots cover its cases
+            parts.append(_plots(section, cases, with_plots))
     return "<section>" + "".join(parts) + "</section>"
 
 

@@ -2,7 +2,10 @@
 
 In the spirit of the users' own tables: backend, precision, batch, median and p99 latency,
 throughput, speed-up against the fp32 PyTorch runner of the same model and batch, accuracy, power,
-the flags the timing raised, the gate's verdict and the slowdown it could detect.
+the flags the timing raised, the gate's verdict and the slowdown it could detect. Two more tables
+per model appear only when a case measured them: its pipeline stages (prepare / infer /
+post-process / total, as a user's own per-frame split did) and its streams sweep (per-request
+latency percentiles and aggregate throughput against one stream, as perf_analyzer reports them).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from pytest_trt.report import escape
 from pytest_trt.report.grid import markdown_grid, text_grid
 from pytest_trt.verdict import Verdict, format_percent
 
-COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "calls/sample", "items/s",
-           "speed-up", "vs own fp32", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W", "flags",
-           "verdict", "detectable")
+COLUMNS = ("backend", "precision", "batch", "variant", "streams", "status", "median ms", "p99 ms", "calls/sample",
+           "items/s", "speed-up", "vs own fp32", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W",
+           "flags", "verdict", "detectable")
 ALWAYS = ("backend", "precision", "batch", "status")
 
 
@@ -42,21 +45,26 @@ def tables(results: Sequence[CaseResult]) -> list[Table]:
         by_model[result.model_name].append(result)
     out = []
     for model, cases in sorted(by_model.items()):
-        cases.sort(key=lambda r: (r.case.backend, r.case.precision, r.case.batch_size, r.case.variant))
+        cases.sort(key=lambda r: (r.case.backend, r.case.precision, r.case.batch_size, r.case.variant,
+                                  r.case.streams))
         body = [_row(r, _fp32(cases, "torch", r), _fp32(cases, r.case.backend, r)) for r in cases]
         header, body = _drop_empty(COLUMNS, body)
-        outcomes = [r.verdict.outcome.value if r.verdict else ("" if r.status is CaseState.OK else r.status.value)
-                    for r in cases]
-        out.append(Table(model, header, body, outcomes, [r.verdict for r in cases], [list(r.flags) for r in cases]))
+        out.append(Table(model, header, body, [_outcome(r) for r in cases], [r.verdict for r in cases],
+                         [list(r.flags) for r in cases]))
+        out += [t for t in (_stage_table(model, cases), _streams_table(model, cases)) if t is not None]
     return out
 
 
+def _outcome(r: CaseResult) -> str:
+    return r.verdict.outcome.value if r.verdict else ("" if r.status is CaseState.OK else r.status.value)
+
+
 def _fp32(cases: list[CaseResult], backend: str, result: CaseResult) -> CaseResult | None:
-    """The timed fp32 eager case of ``backend`` at the batch size of ``result``."""
+    """The timed fp32 eager case of ``backend`` at the batch size and streams of ``result``."""
+    wanted = (backend, "fp32", "eager", result.case.batch_size, result.case.streams)
     for other in cases:
         c = other.case
-        if (c.backend, c.precision, c.variant, c.batch_size) == (backend, "fp32", "eager", result.case.batch_size) \
-                and other.timing is not None:
+        if (c.backend, c.precision, c.variant, c.batch_size, c.streams) == wanted and other.timing is not None:
             return other
     return None
 
@@ -73,6 +81,7 @@ def _row(r: CaseResult, ref: CaseResult | None, own: CaseResult | None) -> list[
     return [
         r.case.backend, r.case.precision, str(r.case.batch_size),
         "" if r.case.variant == "eager" else r.case.variant,
+        "" if r.case.streams == 1 else str(r.case.streams),
         r.status.value.upper() if r.status is not CaseState.OK else "ok",
         num(t.median * 1e3 if t else None), num(t.p99 * 1e3 if t else None),
         # > 1: short CUDA calls timed in blocks, so the percentiles are of block means
@@ -86,6 +95,72 @@ def _row(r: CaseResult, ref: CaseResult | None, own: CaseResult | None) -> list[
         verdict.outcome.value if verdict else "",
         f"≥{format_percent(verdict.detectable)}" if verdict and verdict.detectable is not None else "",
     ]
+
+
+STAGE_COLUMNS = ("backend", "precision", "batch", "variant", "prepare ms", "infer ms", "post-process ms",
+                 "of which d2h ms", "total ms", "items/s", "infer share", "stage verdicts")
+
+
+def _stage_table(model: str, cases: list[CaseResult]) -> Table | None:
+    """Where a batch's time goes from raw input to answer; None when no case measured stages.
+
+    ``infer`` is the network's own timing (GPU time on CUDA); the other stages are host times and
+    ``total`` is measured end to end, so it also holds the input copy and the wait for the device.
+    """
+    staged = [r for r in cases if r.stages]
+    if not staged:
+        return None
+
+    def ms(r: CaseResult, stage: str) -> str:
+        t = r.timing if stage == "infer" else r.stages.get(stage)
+        return num(t.stats.median * 1e3 if t else None)
+
+    body = []
+    for r in staged:
+        total, infer = r.stages.get("total"), r.timing
+        share = f"{infer.stats.median / total.stats.median:.0%}" if total and infer else "-"
+        body.append([r.case.backend, r.case.precision, str(r.case.batch_size),
+                     "" if r.case.variant == "eager" else r.case.variant,
+                     ms(r, "prepare"), ms(r, "infer"), ms(r, "post"), ms(r, "d2h"), ms(r, "total"),
+                     num(total.stats.throughput if total else None), share, _stage_verdicts(r)])
+    header, body = _drop_empty(STAGE_COLUMNS, body)
+    return Table(f"{model} — pipeline stages (median per batch)", header, body, [_outcome(r) for r in staged],
+                 [r.verdict for r in staged], [list(r.flags) for r in staged])
+
+
+def _stage_verdicts(r: CaseResult) -> str:
+    from pytest_trt.pipeline import LABELS
+
+    stages = r.verdict.stages if r.verdict else {}
+    return ", ".join(f"{LABELS.get(name, name)} {v.outcome.value}" for name, v in stages.items())
+
+
+STREAM_COLUMNS = ("backend", "precision", "batch", "variant", "streams", "p50 ms", "p90 ms", "p99 ms", "items/s",
+                  "vs 1 stream", "requests/stream", "streams made by")
+
+
+def _streams_table(model: str, cases: list[CaseResult]) -> Table | None:
+    """The streams sweep: per-request latency and aggregate throughput, each against one stream
+    measured the same way (requests on the host); None when no case ran several streams."""
+    swept = [r for r in cases if r.concurrency is not None]
+    if not any(r.case.streams > 1 for r in swept):
+        return None
+    one = {(r.case.backend, r.case.precision, r.case.batch_size, r.case.variant): r.concurrency
+           for r in swept if r.case.streams == 1}
+    body = []
+    for r in swept:
+        c = r.concurrency
+        assert c is not None
+        ref = one.get((r.case.backend, r.case.precision, r.case.batch_size, r.case.variant))
+        body.append([r.case.backend, r.case.precision, str(r.case.batch_size),
+                     "" if r.case.variant == "eager" else r.case.variant, str(c.streams),
+                     num(c.latency.median * 1e3), num(c.latency.p90 * 1e3), num(c.latency.p99 * 1e3),
+                     num(c.throughput), f"{c.throughput / ref.throughput:.2f}x" if ref and ref.throughput else "-",
+                     f"{min(c.requests)}–{max(c.requests)}" if len(c.requests) > 1 else str(sum(c.requests)),
+                     c.made_by if c.streams > 1 else ""])
+    header, body = _drop_empty(STREAM_COLUMNS, body)
+    return Table(f"{model} — streams (per request, all streams pooled)", header, body, [_outcome(r) for r in swept],
+                 [r.verdict for r in swept], [list(r.flags) for r in swept])
 
 
 def num(value: float | None) -> str:

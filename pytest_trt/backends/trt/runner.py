@@ -199,6 +199,31 @@ class TensorRTRunner:
             "outputs": {name: str(dtype) for name, dtype in self._outputs.items()},
         }
 
+    def spawn(self, make_stream: Any = None) -> TensorRTRunner:
+        """Another stream of this case (``--trt-streams``): a new execution context of the same
+        engine, with its own CUDA stream, bindings and output buffers.
+
+        TensorRT runs one engine concurrently through one execution context per stream; a context
+        must never be used from two streams at once, so nothing mutable is shared but the engine,
+        which is read-only once built. ``make_stream(device)`` makes the stream (tests pass a fake).
+        """
+        if self._build is None or self._context is None:
+            raise RuntimeError("TensorRTRunner.spawn called before prepare() or after close()")
+        if make_stream is None:
+            import torch
+
+            make_stream = torch.cuda.Stream
+        twin = TensorRTRunner(self.case, self.onnx_path, cache_dir=self.cache_dir, batch_sizes=self.batch_sizes,
+                              trt=self._trt)
+        engine: tensorrt.ICudaEngine = self._build.engine
+        twin._build, twin._device = self._build, self._device
+        twin._context = engine.create_execution_context()
+        twin.stream = make_stream(self._device)
+        twin._input_name, twin._input_dtype = self._input_name, self._input_dtype
+        twin._sample_shape, twin._outputs = self._sample_shape, dict(self._outputs)
+        twin.info = {**self.info, "spawned": "execution context of the same engine"}
+        return twin
+
     # -- run ---------------------------------------------------------------------------------------
 
     def load_inputs(self, host: np.ndarray) -> torch.Tensor:
