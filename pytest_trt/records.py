@@ -12,10 +12,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from pytest_trt.case import Case
 from pytest_trt.verdict import Verdict
+
+if TYPE_CHECKING:
+    from pytest_trt.ab.record import AbResult
 
 # A JSON value: what a record keeps of facts it does not model itself (a backend's build details).
 JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON]"
@@ -341,7 +344,7 @@ class RanOn:
 
 # Build facts the plugin itself records; everything else a runner reports stays in BuildInfo.backend.
 _BUILD_FIELDS = ("model_hash", "prepare_s", "phase_s", "flops", "tflops", "peak_tflops", "peak_dtype",
-                 "percent_of_peak", "ran_on", "flops_error", "transfers_error", "ort_profile")
+                 "percent_of_peak", "ran_on", "flops_error", "transfers_error", "ort_profile", "artifacts")
 
 
 @dataclass
@@ -364,6 +367,8 @@ class BuildInfo:
     flops_error: str | None = None
     transfers_error: str | None = None
     ort_profile: JSONDict | None = None
+    # The model's files kept beside a baseline (--trt-save-artifacts): {"onnx": "<sha256>.onnx", ...}
+    artifacts: dict[str, str] = field(default_factory=dict)
     backend: JSONDict = field(default_factory=dict)
 
     def to_dict(self) -> JSONDict:
@@ -399,6 +404,7 @@ class BuildInfo:
             flops_error=None if data.get("flops_error") is None else str(data["flops_error"]),
             transfers_error=None if data.get("transfers_error") is None else str(data["transfers_error"]),
             ort_profile=_dict(profile) if isinstance(profile, dict) else None,
+            artifacts={str(k): str(v) for k, v in _dict(data.get("artifacts") or {}).items()},
             backend={k: v for k, v in data.items() if k not in _BUILD_FIELDS},
         )
 
@@ -420,6 +426,7 @@ class CaseResult:
     flags: list[Flag] = field(default_factory=list)
     verdict: Verdict | None = None
     key: str = ""  # the baseline key: stable when pytest's rootdir moves (baseline.case_key)
+    ab: AbResult | None = None  # an A/B comparison (trt_ab): this case's candidate against its reference
 
     @property
     def case_id(self) -> str:
@@ -430,7 +437,7 @@ class CaseResult:
         return self.timing.stats.median if self.timing is not None else None
 
     def to_dict(self) -> JSONDict:
-        return {
+        data: JSONDict = {
             "case": {k: v for k, v in self.case.to_dict().items()},
             "nodeid": self.nodeid,
             "key": self.key or case_key(self.nodeid),
@@ -446,10 +453,16 @@ class CaseResult:
             "flags": [flag.value for flag in self.flags],
             "verdict": self.verdict.to_dict() if self.verdict is not None else None,
         }
+        if self.ab is not None:  # absent otherwise: files without A/B cases read as before
+            data["ab"] = self.ab.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: JSONDict) -> CaseResult:
+        from pytest_trt.ab.record import AbResult
+
         timing, telemetry, host, verdict = (data.get(k) for k in ("timing", "telemetry", "host", "verdict"))
+        ab = data.get("ab")
         raw_telemetry = _dict(telemetry) if isinstance(telemetry, dict) else {}
         if host is None and isinstance(raw_telemetry.get("host"), dict):
             host = raw_telemetry["host"]  # written inside telemetry by an earlier version
@@ -467,6 +480,7 @@ class CaseResult:
             flags=[f for f in (Flag.parse(str(t)) for t in _list(data.get("flags") or [])) if f is not None],
             verdict=Verdict.from_dict(_dict(verdict)) if isinstance(verdict, dict) else None,
             key=str(data.get("key") or ""),
+            ab=AbResult.from_dict(ab) if isinstance(ab, dict) else None,
         )
 
 
