@@ -20,6 +20,9 @@ MARKERS = (
     "trt(models=None, backends=None, precisions=None, batch_sizes=None, variants=None, threshold=None): "
     "the pytest-trt matrix of this test; models='zoo' takes --trt-model; values override the options",
     "trt_accuracy(metric=None, max_drop=None, **agreement_limits): accuracy limits against fp32",
+    "trt_ab(reference=None, candidate=None, compare_outputs=True): the two sides trt_ab() measures "
+    "interleaved when called without them (pytest_trt.ab.Arm, a ModelSpec, a model factory, an .onnx or "
+    ".pt2 path, or pytest_trt.ab.BASELINE)",
 )
 
 
@@ -46,8 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
     session.validate(config, ctx)
     config.stash[CONTEXT] = ctx
     if workerinput is None:  # pytest-xdist workers only send reports
+        from pytest_trt.ab import store
         from pytest_trt.controller import Controller
 
+        store.register_writer()
         config.pluginmanager.register(Controller(config, ctx), "pytest-trt-controller")
 
 
@@ -74,6 +79,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     from pytest_trt import session
 
+    if "trt_ab" in metafunc.fixturenames:
+        from pytest_trt.ab import arms
+
+        arms.check_marker(metafunc)  # a wrong side is a usage error before anything runs
     session.parametrize(metafunc, metafunc.config.stash[CONTEXT])
 
 
