@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_trt.report import escape, table, verdicts
+from pytest_trt.report import ab, escape, table, verdicts
 
 if TYPE_CHECKING:
     from pytest_trt.report import Run
@@ -22,5 +22,6 @@ def document(run: Run) -> str:
     if run.verdicts:
         lines = verdicts.terminal(run.verdicts)
         parts += ["<ul>", *(f"<li>{escape.html(line.strip())}</li>" for line in lines), "</ul>"]
-    parts += [table.html(model) for model in table.tables(run.results)]
+    parts += [table.html(model) for model in table.tables(ab.others(run.results))]
+    parts.append(ab.html(run.results))
     return "\n".join(parts) + "\n</body></html>\n"
