@@ -79,11 +79,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     from pytest_trt import session
 
-    if "trt_ab" in metafunc.fixturenames:
-        from pytest_trt.ab import arms
-
-        arms.check_marker(metafunc)  # a wrong side is a usage error before anything runs
     session.parametrize(metafunc, metafunc.config.stash[CONTEXT])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A wrong side in ``@pytest.mark.trt_ab(...)`` is a usage error (exit 4) before anything runs."""
+    from pytest_trt.ab import arms
+
+    arms.check_markers(items)
 
 
 @pytest.hookimpl(wrapper=True)

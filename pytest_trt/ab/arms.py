@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -89,21 +89,25 @@ def check(arm: Arm, where: str) -> None:
             raise ArmError(f"{where}: {path}: no such readable file")
 
 
-def check_marker(metafunc: pytest.Metafunc) -> None:
-    """``@pytest.mark.trt_ab(...)`` of a test, checked at collection: a usage error (exit 4) names it."""
-    marker = metafunc.definition.get_closest_marker("trt_ab")
-    if marker is None:
-        return
-    unknown = sorted(set(marker.kwargs) - {"reference", "candidate", "compare_outputs"})
-    where = f"{metafunc.definition.nodeid}: @pytest.mark.trt_ab"
-    if unknown or marker.args:
-        raise pytest.UsageError(f"{where}: takes reference=, candidate= and compare_outputs= only, got "
-                                f"{', '.join(unknown) or 'positional arguments'}")
-    try:
-        for role in ("reference", "candidate"):
-            as_arm(marker.kwargs.get(role), f"{where}({role}=...)")
-    except ArmError as exc:
-        raise pytest.UsageError(str(exc)) from None
+def check_markers(items: Sequence[pytest.Item]) -> None:
+    """``@pytest.mark.trt_ab(...)`` of each A/B test, checked once per test function."""
+    seen: set[str] = set()
+    for item in items:
+        marker = item.get_closest_marker("trt_ab")
+        name = item.nodeid.split("[", 1)[0]
+        if marker is None or name in seen or "trt_ab" not in getattr(item, "fixturenames", ()):
+            continue
+        seen.add(name)
+        where = f"{name}: @pytest.mark.trt_ab"
+        unknown = sorted(set(marker.kwargs) - {"reference", "candidate", "compare_outputs"})
+        if unknown or marker.args:
+            raise pytest.UsageError(f"{where}: takes reference=, candidate= and compare_outputs= only, got "
+                                    f"{', '.join(unknown) or 'positional arguments'}")
+        try:
+            for role in ("reference", "candidate"):
+                as_arm(marker.kwargs.get(role), f"{where}({role}=...)")
+        except ArmError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def model_path(model: ModelLike) -> Path | None:

@@ -33,6 +33,7 @@ NS = 1e-9
 BLOCK_S = 0.005  # target duration of one block: short next to any drift, long next to an event (2 us)
 MAX_BLOCK_CALLS = 4096
 CHUNK_S = 0.05  # CUDA: GPU time of the rounds enqueued between two reads of their events
+MAX_CHUNK_PAIRS = 64  # events in flight stay bounded, however short the warm-up made a call look
 WARMUP_BATCH = 64  # GPU warm-up calls between synchronizations, at most
 
 
@@ -179,8 +180,9 @@ def _block_cpu(fn: Callable[[], object], calls: int, clock: Callable[[], int], s
 
 
 def interleave_cpu(fns: Sequence[Callable[[], object]], plan: Plan, rng: random.Random,
-                   clock: Callable[[], int] = time.perf_counter_ns) -> Rounds:
-    """Rounds of A and B on the host clock: ``fns`` are (A's call, B's call)."""
+                   clock: Callable[[], int] | None = None) -> Rounds:
+    """Rounds of A and B on the host clock (``perf_counter_ns`` unless given): ``fns`` are (A's call, B's call)."""
+    clock = clock or time.perf_counter_ns  # looked up per call: a test's virtual clock replaces it
     warm = [_warm_cpu(fn, plan.warmup_s, clock) for fn in fns]
     calls = block_calls([per_call for per_call, _ in warm], plan)
     rounds = Rounds("perf_counter", calls, warmup_s=sum(s for _, s in warm))
@@ -269,8 +271,10 @@ def _read(blocks: list[Block], chunk: list[tuple[int, int]], calls: int, rounds:
 
 
 def interleave_cuda(sides: Sequence[CudaSide], plan: Plan, rng: random.Random, api: CudaApi,
-                    clock: Callable[[], int] = time.perf_counter_ns) -> Rounds:
-    """Rounds of A and B timed by CUDA events on each side's own (non-default) stream."""
+                    clock: Callable[[], int] | None = None) -> Rounds:
+    """Rounds of A and B timed by CUDA events on each side's own (non-default) stream; ``clock``
+    (``perf_counter_ns`` unless given) times the warm-up only."""
+    clock = clock or time.perf_counter_ns
     for side in sides:
         if api.is_default_stream(side.stream):
             raise ValueError("each side needs a non-default CUDA stream (docs/design.md, rule 3)")
@@ -278,7 +282,8 @@ def interleave_cuda(sides: Sequence[CudaSide], plan: Plan, rng: random.Random, a
     per_call = [seconds / count for count, seconds in warm]
     calls = block_calls(per_call, plan)
     rounds = Rounds("cuda-event", calls, warmup_s=sum(s for _, s in warm))
-    per_chunk = 2 * max(1, math.ceil(CHUNK_S / max(2 * calls * sum(per_call), 1e-6)))  # whole pairs
+    pairs = math.ceil(CHUNK_S / max(calls * sum(per_call), 1e-9))
+    per_chunk = 2 * max(1, min(MAX_CHUNK_PAIRS, pairs))  # whole pairs
     stop = _Stop(plan)
     sequence = orders(rng)
     pending: tuple[list[Block], list[tuple[int, int]]] | None = None

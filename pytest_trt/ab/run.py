@@ -210,10 +210,13 @@ def _comparison(ctx: Context, sides: Sequence[arms.Side], measured: measure.Meas
 
 def accuracy_problem(measured: measure.Measured) -> str:
     """Why B's outputs or task metric (or A's own outputs) fail, or ''."""
-    _, problem = checks.state(Accuracy(measured.agreement, measured.task, True))
-    if problem:
-        return f"B against A: {problem}"
-    reference = measured.reference_agreement
+    agreed, task, reference = measured.agreement, measured.task, measured.reference_agreement
+    if agreed is not None and not agreed.passed:
+        if agreed.nonfinite:
+            return f"B: {agreed.reason}"
+        return f"B's outputs disagree with A's: {checks.describe(agreed)}"
+    if task is not None and not task.passed:
+        return f"B's task metric fell from A's: {task.message}"
     if reference is not None and not reference.passed:
         return f"A against its fp32 reference: {checks.state(Accuracy(reference))[1]}"
     return ""
