@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"processes": []}
     manifest["options"] = options
     manifest["hogs"] = args.hogs
+    # A collection stopped from outside (kill PID, or Ctrl-C where a background job ignores it) still
+    # stops its busy loops: both signals unwind through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     began = time.perf_counter()
     neighbours = hogs(args.hogs)
     try:
