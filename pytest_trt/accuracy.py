@@ -1,6 +1,6 @@
 """Output agreement with the fp32 reference, task metrics, batched evaluation and the accuracy gate.
 
-Two questions are asked of every case (DESIGN.md rule 11):
+Two questions are asked of every case (docs/design.md, rule 11):
 1. Did it compute the same thing as fp32? ``agreement`` compares raw outputs within limits that
    depend on the precision. A zero, stale, constant or partly written output fails it at every
    precision; NaN/Inf always fails.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,8 +101,11 @@ class Artifacts:
             self._references[key] = torch_fp32(self.module(spec), inputs, self.device)
         return self._references[key]
 
-    def fp32_metric(self, spec: ModelSpec, metric: str) -> float:
-        """The task metric of the fp32 PyTorch model on the test split, on the CPU."""
+    def fp32_metric(self, spec: ModelSpec, metric: str, before_batch: Callable[[], object] | None = None) -> float:
+        """The task metric of the fp32 PyTorch model on the test split, on the CPU.
+
+        ``before_batch`` runs before each batch: the case's time bound stops it between batches.
+        """
         key = (spec.name, metric)
         if key not in self._metrics:
             from pytest_trt import accuracy
@@ -109,10 +113,14 @@ class Artifacts:
             dataset = self.dataset(spec)
             assert dataset is not None
             module = self.module(spec)
-            self._metrics[key] = accuracy.evaluate(
-                lambda x: torch_fp32(module, x, "cpu"), dataset.test_x, dataset.test_y, 64, metric,
-                dataset.num_classes,
-            )
+
+            def run_batch(x: np.ndarray) -> np.ndarray:
+                if before_batch is not None:
+                    before_batch()
+                return torch_fp32(module, x, "cpu")
+
+            self._metrics[key] = accuracy.evaluate(run_batch, dataset.test_x, dataset.test_y, 64, metric,
+                                                   dataset.num_classes)
         return self._metrics[key]
 
 
@@ -139,8 +147,8 @@ def cached_count(onnx_path: Path, batch_size: int, count: Any) -> int | None:
 def torch_fp32(module: torch.nn.Module, inputs: np.ndarray, device: str) -> np.ndarray:
     import torch
 
-    from pytest_trt.mathmode import tf32
     from pytest_trt.backends.pytorch import first_tensor
+    from pytest_trt.mathmode import tf32
 
     module = module.to(device)
     with tf32(False), torch.inference_mode():

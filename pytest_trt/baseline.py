@@ -16,6 +16,7 @@ so two sessions saving at once both land. Loading is strict and bounded: any def
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -70,6 +71,9 @@ class Entry:
     host: HostLoad | None = None
     flags: list[Flag] = field(default_factory=list)
     peak_tflops: float | None = None  # the run's GPU calibration (a measured matmul peak)
+    # medians of the backlog probe (timing.launch, timing.gpu_compute): whether the host or the GPU set the pace
+    launch_s: float | None = None
+    gpu_compute_s: float | None = None
 
     @property
     def median(self) -> float | None:
@@ -84,12 +88,15 @@ class Entry:
     @classmethod
     def of(cls, result: CaseResult) -> Entry:
         timing = result.timing
+        samples, stats = _storable(timing)
         return cls(
             case=result.case, case_id=result.case.id, status=result.status, nodeid=result.nodeid,
-            samples=thin(timing.samples, MAX_SAMPLES) if timing else [], stats=timing.stats if timing else None,
+            samples=samples, stats=stats,
             clock=timing.clock if timing else None, calls_per_sample=timing.calls_per_sample if timing else 1,
             model_hash=result.build.model_hash, accuracy=result.accuracy, telemetry=result.telemetry,
             host=result.host, flags=list(result.flags), peak_tflops=result.build.peak_tflops,
+            launch_s=timing.launch.median if timing and timing.launch else None,
+            gpu_compute_s=timing.gpu_compute.median if timing and timing.gpu_compute else None,
         )
 
     def to_dict(self) -> JSONDict:
@@ -108,6 +115,7 @@ class Entry:
             "host": self.host.to_dict() if self.host else None,
             "flags": [f.value for f in self.flags],
             "peak_tflops": self.peak_tflops,
+            **({"launch_s": self.launch_s, "gpu_compute_s": self.gpu_compute_s} if self.launch_s else {}),
         }
 
     def to_result(self, key: str) -> CaseResult:
@@ -122,6 +130,21 @@ class Entry:
                           self.accuracy, self.telemetry, self.host,
                           BuildInfo(model_hash=self.model_hash, peak_tflops=self.peak_tflops),
                           list(self.flags), key=key)
+
+
+def _storable(timing: Timing | None) -> tuple[list[float], Stats | None]:
+    """The samples and statistics of a timing as a baseline may hold them, so the file always loads
+    again: a sample of 0 (two CUDA events with no GPU work between them read 0 ns) has no logarithm
+    and is refused on load. Such samples are left out; with a median of 0 the case is below the
+    timer's resolution and is kept untimed (the gate then says NEW: no timing)."""
+    from pytest_trt.schema import MAX_LATENCY_S
+
+    if timing is None:
+        return [], None
+    stats = timing.stats
+    if not 0 < stats.median <= MAX_LATENCY_S or not all(math.isfinite(v) for v in asdict(stats).values()):
+        return [], None
+    return [s for s in thin(timing.samples, MAX_SAMPLES) if 0 < s <= MAX_LATENCY_S], stats
 
 
 @dataclass

@@ -22,7 +22,19 @@ from pytest_trt.case import Case
 from pytest_trt.checks import AccuracyLimits
 from pytest_trt.context import Context, on_stream
 from pytest_trt.model import ModelSpec
-from pytest_trt.records import Accuracy, BuildInfo, CaseResult, HostLoad, JSONDict, TaskMetric, Telemetry, Timing
+from pytest_trt.records import (
+    Accuracy,
+    BuildInfo,
+    CaseResult,
+    CaseState,
+    HostLoad,
+    JSONDict,
+    TaskMetric,
+    Telemetry,
+    Timing,
+)
+from pytest_trt.settings import InputTooLarge, check_input_size
+from pytest_trt.timing import NO_DEADLINE, CaseTimeout, Deadline
 
 CHECK_SEED_OFFSET = 1  # the pre-timing check uses other inputs than the timed loop
 
@@ -32,11 +44,32 @@ __all__ = ["AccuracyLimits", "run_case", "representative_inputs", "timing_method
 def run_case(
     ctx: Context, runner: Runner, spec: ModelSpec, case: Case, nodeid: str, limits: AccuracyLimits
 ) -> CaseResult:
+    """The case's phases under its time bound (``--trt-case-timeout``, from its first call to its
+    last check): past it, the phase it was in stops between calls, no later phase starts, and the
+    case is recorded as ``timeout``. A call already running (native code) is not interrupted."""
     result = CaseResult(case, nodeid, spec.name, build=BuildInfo.from_dict(plain(runner.info)))
     phases: dict[str, float] = {}  # where the case's wall time went: set-up costs are not in the timing
+    deadline = Deadline.start(ctx.settings.case_timeout_s)
+    try:
+        return _run_phases(ctx, runner, spec, limits, result, phases, deadline)
+    except CaseTimeout as exc:
+        done = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+        result.status, result.message = CaseState.TIMEOUT, f"{exc}" + (f" ({done})" if done else "")
+        result.build.phase_s = phases
+        return result
+    except InputTooLarge as exc:  # a user's model: its input shape is known only now
+        result.status, result.message = CaseState.ERROR, str(exc)
+        return result
+
+
+def _run_phases(ctx: Context, runner: Runner, spec: ModelSpec, limits: AccuracyLimits, result: CaseResult,
+                phases: dict[str, float], deadline: Deadline) -> CaseResult:
+    case, nodeid = result.case, result.nodeid
     prepared = {"prepare": result.build.prepare_s or 0.0}
 
     def phase(name: str) -> AbstractContextManager[None]:
+        # past the case's bound no further phase starts; the bound passed in the one before
+        deadline.check(f"{next(reversed(phases), 'inputs')}; {name} did not start")
         ctx.progress.phase(name, prepared | phases)  # an interrupted case is recorded in this phase
         return _phase(phases, name)
 
@@ -56,7 +89,7 @@ def run_case(
         with phase("check"):
             first = checks.agreement(check, check_inputs, case.precision, limits, reference(check_seed))
         with phase("measure"):
-            timing, telemetry, load, last = _measure(ctx, runner, case, timed_inputs, nodeid)
+            timing, telemetry, load, last = _measure(ctx, runner, case, timed_inputs, nodeid, deadline)
         with phase("check_timed"):
             final = checks.agreement(runner.to_host(last), timed_inputs, case.precision, limits,
                                      reference(spec.seed))
@@ -64,7 +97,7 @@ def run_case(
         result.accuracy = Accuracy(first if not first.passed else final, None, True)
         if spec.dataset is not None and (limits.metric or spec.metric) is not None:
             with phase("task_metric"):
-                task = _task_metric(ctx, runner, spec, case, limits)
+                task = _task_metric(ctx, runner, spec, case, limits, deadline)
             result.accuracy = dataclasses.replace(result.accuracy, task=task)
         if case.is_cuda:
             with phase("transfers"):
@@ -111,6 +144,7 @@ def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
 def representative_inputs(ctx: Context, spec: ModelSpec, batch_size: int, seed: int) -> np.ndarray:
     """Real validation samples when the spec has data (INT8 is calibrated for that distribution),
     else the spec's seeded non-zero inputs (docs/design.md, rule 9)."""
+    check_input_size(batch_size, spec.input_shape, spec.name)
     dataset = ctx.artifacts.dataset(spec)
     if dataset is None:
         return spec.example_inputs(batch_size, seed=seed)
@@ -139,7 +173,7 @@ def timing_method(ctx: Context, nodeid: str) -> tuple[bool, int]:
 
 
 def _measure(
-    ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, nodeid: str
+    ctx: Context, runner: Runner, case: Case, inputs: np.ndarray, nodeid: str, deadline: Deadline = NO_DEADLINE
 ) -> tuple[Timing, Telemetry | None, HostLoad, Any]:
     from pytest_trt import telemetry as telemetry_mod
     from pytest_trt.timing import Budget, measure
@@ -164,7 +198,7 @@ def _measure(
         sampler.start()
     start = host.snapshot()
     try:
-        timing = measure(step, batch_size=case.batch_size, budget=budget, stream=runner.stream)
+        timing = measure(step, batch_size=case.batch_size, budget=budget, stream=runner.stream, deadline=deadline)
     finally:
         record = sampler.stop() if sampler is not None else {}
     load = host.since(start)
@@ -177,13 +211,16 @@ def _measure(
     return timing, telemetry, load, last[0]
 
 
-def _task_metric(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits) -> TaskMetric:
+def _task_metric(ctx: Context, runner: Runner, spec: ModelSpec, case: Case, limits: AccuracyLimits,
+                 deadline: Deadline = NO_DEADLINE) -> TaskMetric:
     dataset = ctx.artifacts.dataset(spec)
     metric = limits.metric or spec.metric
     assert dataset is not None and metric is not None
 
     def run_batch(x: np.ndarray) -> np.ndarray:
+        deadline.check("task_metric")  # a test split of many batches stops between them
         return runner.to_host(runner.run(runner.load_inputs(x)))
 
+    reference = ctx.artifacts.fp32_metric(spec, metric, lambda: deadline.check("task_metric (fp32 reference)"))
     return checks.task_metric(run_batch, dataset.test_x, dataset.test_y, case.batch_size, metric,
-                              dataset.num_classes, ctx.artifacts.fp32_metric(spec, metric), limits.max_drop)
+                              dataset.num_classes, reference, limits.max_drop)

@@ -10,6 +10,14 @@ from dataclasses import asdict, dataclass
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 
 
+def device_index(device: str) -> int:
+    """``cuda:3`` -> 3; ``cuda`` and ``cpu`` -> 0: the one place a device string becomes an ordinal."""
+    _, _, index = device.partition(":")
+    if index and not index.isdigit():
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return int(index or 0)
+
+
 @dataclass(frozen=True, order=True)
 class Case:
     """One benchmark case. Frozen and hashable so it can key caches and baselines.
@@ -37,6 +45,10 @@ class Case:
     @property
     def is_cuda(self) -> bool:
         return self.device.startswith("cuda")
+
+    @property
+    def device_index(self) -> int:
+        return device_index(self.device)
 
     def reference(self) -> Case:
         """The fp32 case of the same model, batch and device that accuracy is judged against."""

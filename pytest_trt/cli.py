@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
 from pytest_trt import gate
 
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="baseline (--trt-save-baseline) or results (--trt-results) JSON",
     )
     cmp.add_argument("--md", action="store_true", help="print markdown instead of a text table")
+    cmp.add_argument("--all", action="store_true", dest="show_all",
+                     help="also the cases some files lack (NEW: not in the reference; MISSING: not in a later file)")
     cmp.add_argument(
         "--fail-on-regression",
         action="store_true",
@@ -41,11 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.set_defaults(handler=_compare)
     rep = commands.add_parser(
         "report",
-        help="print the tables of one or more results files (markdown)",
-        description="Render results files (--trt-results) as the markdown tables a run prints.",
+        help="the report of results and baseline files: markdown, or one HTML page for several GPUs",
+        description="Render results files (--trt-results), the .partial.jsonl journal a crashed run left, and "
+                    "baselines. A results file measured on a given baseline's hardware is re-judged against that "
+                    "baseline by the gate (as one process); a baseline no results file matches shows its newest "
+                    "run judged against the runs before it.",
     )
     rep.add_argument("files", nargs="+", metavar="FILE",
-                     help="results JSON (--trt-results), or the .partial.jsonl journal a crashed run left")
+                     help="results JSON, a .partial.jsonl journal, or a baseline (--trt-save-baseline)")
+    rep.add_argument("--html", metavar="OUT", help="write one self-contained HTML page here instead of markdown")
+    rep.add_argument("--threshold", metavar="PCT",
+                     help="judge at this threshold (default: each case's own, else the file's, else 5%%)")
     rep.set_defaults(handler=_report)
     from pytest_trt import baseline_cli
 
@@ -54,32 +62,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from pytest_trt import jsonfile, report, schema
+    from pytest_trt import atomic, report
+    from pytest_trt.baseline import BaselineError
+    from pytest_trt.report import escape, html, sections
 
-    for name in args.files:
-        try:
-            if name.endswith(".jsonl"):  # the journal a crashed run left: cases only
-                document = _journal(name)
-            else:
-                document = schema.results(jsonfile.read(name, "results file"), name)
-        except (jsonfile.FileFormatError, schema.SchemaError) as exc:
-            print(f"pytest-trt report: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        sys.stdout.write(report.markdown_of(document) + "\n")
-    return EXIT_OK
-
-
-def _journal(name: str) -> Any:
-    from pytest_trt import jsonfile, schema
-
+    prog = "pytest-trt report"
     try:
-        with open(name, encoding="utf-8") as handle:
-            lines = [line for line in handle if line.strip()]
+        threshold = None if args.threshold is None else gate.parse_threshold(args.threshold)
+    except ValueError as exc:
+        print(f"{prog}: error: --threshold: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        parts = sections.from_files(args.files, threshold)
+    except BaselineError as exc:
+        print(f"{prog}: error: {escape.terminal(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.html is None:
+        for part in parts:
+            sys.stdout.write(report.markdown(part.results, part.verdicts, part.environment) + "\n")
+        return EXIT_OK
+    try:
+        atomic.write_text(Path(args.html), html.document(parts))
     except OSError as exc:
-        raise jsonfile.FileFormatError(f"{name}: cannot read the journal: {exc.strerror or exc}") from None
-    cases = [schema.result(jsonfile.loads(line, f"{name}: line {i + 1}"), f"{name}: line {i + 1}")
-             for i, line in enumerate(lines)]
-    return schema.ResultsDocument(name, {}, cases)
+        print(f"{prog}: error: --html {args.html}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    cases = sum(len(p.results) for p in parts)
+    print(f"{prog}: wrote {args.html} ({len(parts)} section{'s' if len(parts) != 1 else ''}, {cases} cases)")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from pytest_trt.baseline import BaselineError
-    from pytest_trt.compare import compare, render
+    from pytest_trt.compare import compare
+    from pytest_trt.report import escape
+    from pytest_trt.report.comparison import render
 
     prog = "pytest-trt compare"
     if len(args.files) < 2:
@@ -109,9 +120,9 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         result = compare(args.files, threshold=threshold)
     except BaselineError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {escape.terminal(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    sys.stdout.write(render(result, markdown=args.md))
+    sys.stdout.write(render(result, markdown=args.md, show_all=args.show_all))
     if args.fail_on_regression:
         regressions = result.regressions
         for verdict in regressions:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_trt.artifacts import Artifacts
+from pytest_trt.case import device_index
 from pytest_trt.records import JSONDict
 from pytest_trt.settings import Settings
 
@@ -53,7 +54,7 @@ class Context:
 
     @property
     def device_index(self) -> int:
-        return int(self.device.partition(":")[2] or 0)
+        return device_index(self.device)
 
     @property
     def artifacts(self) -> Artifacts:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +42,7 @@ class Controller:
         self.failures: list[str] = []  # end-of-run writes that failed, one line each
         self.started = time.time()  # progress files older than this belong to other runs
         self._journal: IO[str] | None = None
+        self.on_result: list[Callable[[CaseResult], None]] = []  # hear each case's result once (live display)
 
     # -- while the run goes ----------------------------------------------------------------------
 
@@ -51,9 +53,12 @@ class Controller:
         data = getattr(report, RESULT_ATTRIBUTE, None)
         if isinstance(data, dict):
             result = CaseResult.from_dict(data)
-            if result.nodeid not in self.results:
+            first = result.nodeid not in self.results
+            if first:
                 self._journal_write(data)
             self.results[result.nodeid] = result
+            for listener in self.on_result if first else []:
+                listener(result)
         if report.when == "teardown":
             self.finished.add(report.nodeid)
 

@@ -1,12 +1,12 @@
 """How the GPU timing loop records and reads CUDA events: three paths, fastest first.
 
-The loop records one event per sample (a call, or a block of short calls: see timing.py), so the
-host cost of one record is the floor of what a per-call sample can time. Reading the events back happens outside the
-samples but bounds how many iterations per second the loop can time. Measured on an H100 (session 3,
-lab/results/README-timer.md), in-loop cost per call / read-back per event: cuda-bindings
-1.60 us / 0.73 us, ctypes into libcuda 1.66 us / 1.01 us, torch 3.17 us / 1.88 us (session 4, with
-the bound recorders and bulk reads below: 1.54 us / 0.47 us for cuda-bindings in one run, 2.37 us /
-0.78 us in another). So cuda-bindings comes first; libcuda serves hosts without it.
+The loop records one event per sample (a call, or a block of short calls: see cuda_timing.py), so
+the host cost of one record is the floor of what a per-call sample can time. Reading the events back
+happens outside the samples but bounds how many iterations per second the loop can time. Measured on
+an H100 (lab/results/README-timer.md), in-loop cost per call / read-back per event: cuda-bindings
+1.60 us / 0.73 us, ctypes into libcuda 1.66 us / 1.01 us, torch 3.17 us / 1.88 us; with the bound
+recorders and bulk reads below, 1.54 us / 0.47 us for cuda-bindings in one run and 2.37 us / 0.78 us
+in another. So cuda-bindings comes first; libcuda serves hosts without it.
 
 Per call the loop runs only ``bind``'s zero-argument recorder (a C-level ``functools.partial`` made
 outside the loop, so no Python frame per record), and reads a whole chunk back with ``read``, which

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_trt.backends.base import Runner
 from pytest_trt.case import Case
 from pytest_trt.model import ModelSpec
 from pytest_trt.records import BuildInfo, JSONDict
-from pytest_trt.backends.base import Runner
 
 if TYPE_CHECKING:
     from pytest_trt.context import Context

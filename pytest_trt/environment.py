@@ -1,4 +1,4 @@
-"""The environment fingerprint recorded with every run (DESIGN.md rule 8).
+"""The environment fingerprint recorded with every run (docs/design.md, rule 8).
 
 ``fingerprint(device)`` returns the "environment" record of docs/internal-schemas.md: ``hardware``
 (decides comparability), ``software`` (listed in verdicts, never blocks the gate) and ``state``

@@ -143,7 +143,7 @@ def trt_gpu(trt_context: Context) -> GpuInfo:
         pytest.skip(f"needs a CUDA GPU (device is {trt_context.device})")
     import torch
 
-    index = torch.device(trt_context.device).index or 0
+    index = trt_context.device_index
     props = torch.cuda.get_device_properties(index)
     stream = torch.cuda.Stream(index)  # type: ignore[no-untyped-call]
     return GpuInfo(trt_context.device, index, props.name, (props.major, props.minor), props.total_memory,

@@ -11,7 +11,7 @@ from typing import Any
 from pytest_trt import backends
 from pytest_trt.backends.base import device_kind
 from pytest_trt.backends.base import installed as installed  # re-exported: callers ask matrix.installed
-from pytest_trt.case import PRECISIONS, Case
+from pytest_trt.case import PRECISIONS, Case, device_index
 from pytest_trt.settings import Settings
 
 ZOO = "zoo"  # marker value: the models chosen with --trt-model
@@ -44,7 +44,7 @@ def resolve_device(requested: str) -> str:
         raise ValueError(f"--trt-device {requested}: no CUDA device on this host ({why}); use cpu or auto")
     import torch
 
-    index = int(requested.partition(":")[2] or 0)
+    index = device_index(requested)
     if index >= torch.cuda.device_count():
         raise ValueError(
             f"--trt-device {requested}: this host has {torch.cuda.device_count()} CUDA device(s)"

@@ -77,7 +77,7 @@ class ModelSpec:
         return METRICS.get(self.task or "")
 
     def example_inputs(self, batch_size: int, seed: int | None = None) -> np.ndarray:
-        """Representative non-zero inputs (DESIGN.md rule 9): fixed-seed standard normal."""
+        """Representative non-zero inputs (docs/design.md, rule 9): fixed-seed standard normal."""
         rng = np.random.default_rng(self.seed if seed is None else seed)
         return rng.standard_normal((batch_size, *self.input_shape), dtype=np.float32)
 

@@ -64,7 +64,7 @@ def _time_matmuls(dev: torch.device, dtype: str, size: int) -> list[float]:
     torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype, torch.float32)
     with tf32(dtype == "tf32"), torch.cuda.device(dev):
         gen = torch.Generator(device=dev).manual_seed(0)
-        # Non-zero inputs: zeros draw less power and can clock higher (DESIGN.md rule 9).
+        # Non-zero inputs: zeros draw less power and can clock higher (docs/design.md, rule 9).
         a = torch.randn(size, size, device=dev, dtype=torch_dtype, generator=gen)
         b = torch.randn(size, size, device=dev, dtype=torch_dtype, generator=gen)
         out = torch.empty(size, size, device=dev, dtype=torch_dtype)

@@ -7,12 +7,17 @@ plain modules that the hooks call.
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_trt import settings as settings_mod
 from pytest_trt.context import Context
 from pytest_trt.stash import CONTEXT, HOOK_BACKENDS
+
+if TYPE_CHECKING:
+    from pytest_trt.controller import Controller
+    from pytest_trt.live import Live
 
 pytest_plugins = ["pytest_trt.fixtures"]
 
@@ -49,11 +54,19 @@ def pytest_configure(config: pytest.Config) -> None:
     session.validate(config, ctx)
     config.stash[CONTEXT] = ctx
     if workerinput is None:  # pytest-xdist workers only send reports
+        from pytest_trt import live
         from pytest_trt.ab import store
         from pytest_trt.controller import Controller
 
         store.register_writer()
-        config.pluginmanager.register(Controller(config, ctx), "pytest-trt-controller")
+        controller = Controller(config, ctx)
+        config.pluginmanager.register(controller, "pytest-trt-controller")
+        live.install(config, lambda display: _listen(ctx, controller, display))
+
+
+def _listen(ctx: Context, controller: Controller, display: Live) -> None:
+    ctx.progress.listener = display
+    controller.on_result.append(display.finished)
 
 
 def _register_backends(config: pytest.Config) -> None:
@@ -83,10 +96,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A wrong side in ``@pytest.mark.trt_ab(...)`` is a usage error (exit 4) before anything runs."""
+    """A wrong side in ``@pytest.mark.trt_ab(...)`` or an input beyond the schema limits is a usage
+    error (exit 4) before anything runs."""
+    from pytest_trt import session
     from pytest_trt.ab import arms
 
     arms.check_markers(items)
+    session.check_input_sizes(items)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -12,11 +12,19 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_trt import atomic
 
 DIRECTORY = "progress"
+
+
+class Listener(Protocol):
+    """Who else hears of a case's start and phases in this process (the terminal's live display)."""
+
+    def case_started(self, nodeid: str, case: dict[str, Any], model_name: str) -> None: ...
+
+    def phase_started(self, name: str) -> None: ...
 
 
 class Progress:
@@ -25,6 +33,7 @@ class Progress:
     def __init__(self, cache_dir: Path, worker: str | None) -> None:
         self.path = cache_dir / DIRECTORY / f"{worker or 'main'}.json"
         self._record: dict[str, Any] = {}
+        self.listener: Listener | None = None
 
     def case(self, nodeid: str, case: dict[str, Any], model_name: str) -> None:
         """A new case begins (before its runner is built)."""
@@ -32,6 +41,8 @@ class Progress:
         self._record = {"nodeid": nodeid, "case": case, "model_name": model_name, "pid": os.getpid(),
                         "case_started": now, "phase": "prepare", "since": now, "phases_s": {}}
         self._write()
+        if self.listener is not None:
+            self.listener.case_started(nodeid, case, model_name)
 
     def phase(self, name: str, done: dict[str, float]) -> None:
         """The current case enters phase ``name``; ``done`` holds the finished phases' seconds."""
@@ -39,6 +50,8 @@ class Progress:
             return
         self._record.update(phase=name, since=time.time(), phases_s=dict(done))
         self._write()
+        if self.listener is not None:
+            self.listener.phase_started(name)
 
     def where(self) -> str:
         """Where the current case is, for a failure's message: 'in phase first_run for 265.1 s (...)'."""

@@ -51,8 +51,9 @@ class CaseState(str, Enum):
 
     @property
     def failed(self) -> bool:
-        """A state that says the code under test broke (not that the run was cut short)."""
-        return self in (CaseState.ERROR, CaseState.OOM, CaseState.NAN, CaseState.BUILD_FAILED)
+        """A state that says the code under test broke (not that the run was cut short). A case past
+        its own time bound counts: a model that became slow enough to time out has regressed."""
+        return self in (CaseState.ERROR, CaseState.OOM, CaseState.NAN, CaseState.BUILD_FAILED, CaseState.TIMEOUT)
 
 
 class Flag(str, Enum):

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 MAX_TEXT = 4096  # ids, names and messages
 MAX_CASES = 100_000
 MAX_BATCH = 1 << 20
+MAX_AB_PROCESSES = 64  # this process and its fresh ones (--trt-ab-processes is at most 10)
+MAX_LATENCY_S = 1e5  # a day per call: beyond it a "latency" is a corrupt or hand-made number
 RESULTS_SCHEMA_VERSION = 1
 T = TypeVar("T")
 
@@ -103,16 +105,19 @@ def _parsed(where: str, parse: Callable[[], T]) -> T:
         raise SchemaError(f"{where}: {detail}") from None
 
 
-def samples(value: JSON, where: str, limit: int) -> list[float]:
-    """Latency samples: finite, positive seconds, at most ``limit`` of them."""
+def samples(value: JSON, where: str, limit: int, zero: bool = False) -> list[float]:
+    """Latency samples: finite, positive seconds, at most ``limit`` of them. ``zero``: 0 is a reading
+    too (a results file keeps what the timer read; events with no GPU work between them read 0)."""
     items = _list(value, where, limit)
     out: list[float] = []
+    low = "0" if zero else "above 0"
     for i, item in enumerate(items):
         if isinstance(item, bool) or not isinstance(item, (int, float)):
             raise SchemaError(f"{where}[{i}]: expected a number of seconds, got {_kind(item)}")
         number = float(item)
-        if not math.isfinite(number) or number <= 0:
-            raise SchemaError(f"{where}[{i}]: a latency must be a finite number of seconds above 0, got {item!r}")
+        if not math.isfinite(number) or not (0 <= number if zero else 0 < number) or number > MAX_LATENCY_S:
+            raise SchemaError(f"{where}[{i}]: a latency must be a finite number of seconds {low} to "
+                              f"{MAX_LATENCY_S:g}, got {_shown(item)}")
         out.append(number)
     return out
 
@@ -145,13 +150,16 @@ def environment(value: JSON, where: str) -> JSONDict:
     return data
 
 
-def stats(value: JSON, where: str) -> Stats | None:
+def stats(value: JSON, where: str, zero: bool = False) -> Stats | None:
+    """Statistics of samples; ``zero`` as for ``samples``."""
     if value is None:
         return None
     data = _obj(value, where)
     parsed = _parsed(where, lambda: Stats.from_dict(data))
-    if not all(math.isfinite(v) for v in vars(parsed).values()) or parsed.median <= 0 or parsed.n < 1:
-        raise SchemaError(f"{where}: statistics must be finite, with a positive median and n >= 1")
+    in_range = (0 <= parsed.median if zero else 0 < parsed.median) and parsed.median <= MAX_LATENCY_S
+    if not all(math.isfinite(v) for v in vars(parsed).values()) or not in_range or parsed.n < 1:
+        raise SchemaError(f"{where}: statistics must be finite, with a median {'>= 0' if zero else 'above 0'} "
+                          f"and at most {MAX_LATENCY_S:g} s, and n >= 1")
     return parsed
 
 
@@ -194,11 +202,36 @@ def result(value: JSON, where: str) -> CaseResult:
     timing = data.get("timing")
     if timing is not None:
         timing_data = _obj(timing, f"{where}.timing")
-        samples(timing_data.get("samples"), f"{where}.timing.samples", 1_000_000)
-        stats(timing_data.get("stats"), f"{where}.timing.stats")
+        samples(timing_data.get("samples"), f"{where}.timing.samples", 1_000_000, zero=True)
+        stats(timing_data.get("stats"), f"{where}.timing.stats", zero=True)
         _int(timing_data.get("calls_per_sample", 1), f"{where}.timing.calls_per_sample", 1, 1_000_000)
     accuracy(data.get("accuracy"), f"{where}.accuracy")
+    if data.get("ab") is not None:
+        comparison(data.get("ab"), f"{where}.ab")
     return _parsed(where, lambda: CaseResult.from_dict(data))
+
+
+def comparison(value: JSON, where: str) -> None:
+    """An A/B comparison (``CaseResult.ab``): bounded lists of finite, positive ratios and log ratios."""
+    from pytest_trt.ab.record import MAX_ROUNDS_KEPT
+
+    data = _obj(value, where)
+    _text(data.get("message", ""), f"{where}.message")
+    for i, item in enumerate(_list(data.get("processes"), f"{where}.processes", MAX_AB_PROCESSES)):
+        process = _obj(item, f"{where}.processes[{i}]")
+        for name in ("ratio", "ci_low", "ci_high"):
+            _ratio(process.get(name), f"{where}.processes[{i}].{name}")
+        for j, x in enumerate(_list(process.get("log_ratios") or [], f"{where}.processes[{i}].log_ratios",
+                                    MAX_ROUNDS_KEPT)):
+            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+                raise SchemaError(f"{where}.processes[{i}].log_ratios[{j}]: expected a finite number, got {_shown(x)}")
+    if data.get("ratio") is not None:
+        _ratio(data.get("ratio"), f"{where}.ratio")
+
+
+def _ratio(value: JSON, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        raise SchemaError(f"{where}: expected a finite ratio above 0, got {_shown(value)}")
 
 
 def _verdict(value: JSON, where: str) -> Verdict:
@@ -267,9 +300,7 @@ def _entry(value: JSON, where: str, stored_key: str) -> Entry:
     from pytest_trt.baseline import MAX_SAMPLES, Entry
 
     data = _obj(value, where)
-    peak = data.get("peak_tflops")
-    if peak is not None and (isinstance(peak, bool) or not isinstance(peak, (int, float)) or not peak > 0):
-        raise SchemaError(f"{where}.peak_tflops: expected a positive number, got {_shown(peak)}")
+    peak, launch, gpu = (_positive(data.get(k), f"{where}.{k}") for k in ("peak_tflops", "launch_s", "gpu_compute_s"))
     return Entry(
         case=case(data.get("case"), f"{where}.case"),
         case_id=_text(data.get("case_id"), f"{where}.case_id") or "",
@@ -284,5 +315,13 @@ def _entry(value: JSON, where: str, stored_key: str) -> Entry:
         telemetry=telemetry(data.get("telemetry"), f"{where}.telemetry"),
         host=host(data.get("host"), f"{where}.host"),
         flags=flags(data.get("flags"), f"{where}.flags"),
-        peak_tflops=None if peak is None else float(peak),
+        peak_tflops=peak, launch_s=launch, gpu_compute_s=gpu,
     )
+
+
+def _positive(value: JSON, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise SchemaError(f"{where}: expected a positive number, got {_shown(value)}")
+    return float(value)

@@ -56,6 +56,26 @@ def parametrize(metafunc: pytest.Metafunc, ctx: Context) -> None:
     metafunc.parametrize("trt_case", params)
 
 
+def check_input_sizes(items: list[pytest.Item]) -> None:
+    """A zoo model's batch that cannot fit in memory is a usage error before anything runs (a user's
+    own model is checked when its case makes its inputs: its shape is known only then). After
+    collection, so it is exit status 4 and not a collection error of one module."""
+    from pytest_trt import zoo
+    from pytest_trt.settings import InputTooLarge, check_input_size
+
+    largest: dict[str, int] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("trt_case") if callspec is not None else None
+        if isinstance(case, Case) and case.model is not None and not item.get_closest_marker("skip"):
+            largest[case.model] = max(largest.get(case.model, 0), case.batch_size)
+    try:
+        for model, batch in largest.items():
+            check_input_size(batch, zoo.get(model).input_shape, model)
+    except InputTooLarge as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def annotate(item: pytest.Item, report: pytest.TestReport) -> None:
     """Put on the report what the controller needs: the case a test is about to time (with its setup
     report, so a process that dies in the case still names it) and, once, the case's result."""

@@ -6,8 +6,9 @@ see one line and exit status 4 instead of a traceback.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from pytest_trt.case import PRECISIONS
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 L2_STATES = ("warm", "cold")
 ARTIFACT_KINDS = ("onnx", "export")
+DEFAULT_CASE_TIMEOUT_S = 60.0
+MAX_CONFIRM = 10  # fresh processes per suspect case: each one re-runs the case from scratch
+MAX_MIN_ITERATIONS = 1_000_000  # the timing loop's own iteration cap (timing.Budget.max_iterations)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Settings:
     l2: str = "warm"  # "cold": flush the GPU's L2 before each timed iteration
     calls_per_sample: int = 0  # CUDA: calls between two timing events; 0 = auto
     ort_profile: bool = False  # after timing, profile ONNX Runtime node placement in a separate session
+    case_timeout_s: float | None = None  # a case's time bound from its first call (None: unbounded)
     # Whether the user chose the timing method; otherwise a case is timed as its baseline entry was.
     l2_explicit: bool = False
     calls_per_sample_explicit: bool = False
@@ -93,6 +98,9 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("ort-profile", "off (default) or on: after timing an ONNX Runtime case, profile a separate session for a "
      "few runs and record which provider ran each node and the operators with the most host time "
      "(build.ort_profile)", "off"),
+    ("case-timeout", "a case's time bound in seconds, from its first call to its last check (default: "
+     "max(60, 10 x --trt-max-time); 0: none); past it the case stops between calls and is recorded as timeout "
+     "with the phase it was in", None),
     ("cache-dir", "ONNX exports, engines, timing and calibration caches (default .trt-cache)", ".trt-cache"),
     ("report-html", "write an HTML report here", None),
     ("report-md", "write a markdown report here (also to $GITHUB_STEP_SUMMARY when set)", None),
@@ -143,17 +151,46 @@ def parse_list(option: str, text: str, valid: Sequence[str]) -> tuple[str, ...]:
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    expected = "a comma-separated list of positive integers, e.g. 1,8,64"
+    """Positive batch sizes up to ``schema.MAX_BATCH``: results and baselines refuse larger ones on
+    load, and 10^11 items of anything do not fit in memory."""
+    from pytest_trt.schema import MAX_BATCH
+
+    expected = f"a comma-separated list of positive integers up to {MAX_BATCH}, e.g. 1,8,64"
     sizes: list[int] = []
     for part in text.split(","):
         try:
             size = int(part.strip())
         except ValueError:
             raise fail("batch-size", text, expected) from None
-        if size <= 0:
+        if not 0 < size <= MAX_BATCH:
             raise fail("batch-size", text, expected)
         sizes.append(size)
     return tuple(dict.fromkeys(sizes))
+
+
+def input_bytes_limit() -> int:
+    """The most bytes one input batch may take: a quarter of this host's memory (the timed and the
+    checked inputs, the fp32 reference and the outputs all live beside it)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):  # no sysconf: 16 GiB
+        return 16 << 30
+
+
+class InputTooLarge(ValueError):
+    """A batch whose inputs cannot fit: a usage error before the run, a case's error during it."""
+
+
+def check_input_size(batch_size: int, input_shape: Sequence[int], model: str, limit: int | None = None) -> None:
+    """``InputTooLarge`` naming --trt-batch-size when one float32 input batch cannot fit, before numpy
+    tries to allocate it (an ArrayMemoryError names neither the option nor the model)."""
+    size = 4 * batch_size * math.prod(int(d) for d in input_shape)
+    limit = input_bytes_limit() if limit is None else limit
+    if size > limit:
+        raise InputTooLarge(
+            f"--trt-batch-size: invalid value {batch_size}; expected a batch whose inputs fit in memory: "
+            f"{batch_size} x {tuple(input_shape)} float32 inputs of {model} take {size / 2**30:.1f} GiB, more "
+            f"than the {limit / 2**30:.1f} GiB (a quarter of this host's memory) one batch may take")
 
 
 def parse_device(text: str) -> str:
@@ -191,25 +228,41 @@ def parse_drop(text: str) -> float:
     return value
 
 
-def _positive(option: str, text: str, kind: Callable[[str], Any] = float) -> Any:
+def _seconds(option: str, text: str, zero: bool = False) -> float:
+    """A finite number of seconds, above 0 (or from 0 with ``zero``): inf and nan are refused, since
+    an endless warm-up or a NaN bound would make the loop run forever or never."""
+    expected = f"a finite number of seconds {'>= 0' if zero else 'above 0'}, such as 1.5"
     try:
-        value = kind(text)
+        value = float(text)
     except ValueError:
-        raise fail(option, text, "a positive number") from None
-    if value <= 0:
-        raise fail(option, text, "a positive number")
+        raise fail(option, text, expected) from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise fail(option, text, expected)
+    return value
+
+
+def _whole(option: str, text: str, low: int, high: int) -> int:
+    """A whole number in low..high."""
+    expected = f"a whole number from {low} to {high}"
+    try:
+        value = int(text)
+    except ValueError:
+        raise fail(option, text, expected) from None
+    if not low <= value <= high:
+        raise fail(option, text, expected)
     return value
 
 
 def _count(option: str, text: str) -> int:
     """A whole number >= 0 (0 switches the feature off)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise fail(option, text, "a whole number >= 0") from None
-    if value < 0:
-        raise fail(option, text, "a whole number >= 0")
-    return value
+    return _whole(option, text, 0, MAX_CONFIRM)
+
+
+def _case_timeout(text: str | None, max_time: float) -> float | None:
+    """The case's time bound: the option, else max(60, 10 x max-time); 0 means none."""
+    if text is None:
+        return max(DEFAULT_CASE_TIMEOUT_S, 10 * max_time)
+    return _seconds("case-timeout", text, zero=True) or None
 
 
 def _writable_file(option: str, text: str | None) -> Path | None:
@@ -245,8 +298,8 @@ def resolve(config: pytest.Config) -> Settings:
     from pytest_trt.devices import parse_devices
 
     backend = _raw(config, "backend")
-    min_time = _positive("min-time", _raw(config, "min-time") or "1.0")
-    max_time = _positive("max-time", _raw(config, "max-time") or "5.0")
+    min_time = _seconds("min-time", _raw(config, "min-time") or "1.0")
+    max_time = _seconds("max-time", _raw(config, "max-time") or "5.0")
     if min_time > max_time:
         raise fail("min-time", min_time, f"a value not above --trt-max-time ({max_time})")
     devices_text = _raw(config, "devices")
@@ -266,10 +319,10 @@ def resolve(config: pytest.Config) -> Settings:
         save_baseline=_writable_file("save-baseline", _raw(config, "save-baseline")),
         results=_writable_file("results", _raw(config, "results")),
         threshold=parse_threshold(_raw(config, "threshold") or "5%"),
-        warmup_s=_positive("warmup", _raw(config, "warmup") or "0.2"),
+        warmup_s=_seconds("warmup", _raw(config, "warmup") or "0.2", zero=True),
         min_time_s=min_time,
         max_time_s=max_time,
-        min_iterations=_positive("min-iterations", _raw(config, "min-iterations") or "10", int),
+        min_iterations=_whole("min-iterations", _raw(config, "min-iterations") or "10", 1, MAX_MIN_ITERATIONS),
         cache_dir=Path(_raw(config, "cache-dir") or ".trt-cache").expanduser(),
         report_html=_writable_file("report-html", _raw(config, "report-html")),
         report_md=_writable_file("report-md", _raw(config, "report-md")),
@@ -282,6 +335,7 @@ def resolve(config: pytest.Config) -> Settings:
         l2=parse_list("l2", _raw(config, "l2") or "warm", L2_STATES)[0],
         calls_per_sample=parse_calls_per_sample(_raw(config, "calls-per-sample") or "auto"),
         ort_profile=parse_list("ort-profile", _raw(config, "ort-profile") or "off", ("off", "on"))[0] == "on",
+        case_timeout_s=_case_timeout(_raw(config, "case-timeout"), max_time),
         l2_explicit=_raw(config, "l2") is not None,
         calls_per_sample_explicit=_raw(config, "calls-per-sample") is not None,
         **_ab_settings(config),
@@ -306,9 +360,12 @@ def _ab_settings(config: pytest.Config) -> dict[str, Any]:
         if not (folder / "index.json").is_file():
             raise fail("ab-artifacts", artifacts, "a baseline saved with --trt-save-artifacts, or its "
                        "<baseline>.artifacts folder (no index.json there)")
-    if processes.lower() != "auto" and not processes.isdigit():
-        raise fail("ab-processes", processes, "auto or a whole number >= 0")
-    return {"ab_processes": None if processes.lower() == "auto" else int(processes),
+    count = None
+    if processes.strip().lower() != "auto":  # each one is a child pytest re-running the item: bounded as confirm
+        if not processes.strip().isdigit() or int(processes) > MAX_CONFIRM:
+            raise fail("ab-processes", processes, f"auto or a whole number from 0 to {MAX_CONFIRM}")
+        count = int(processes)
+    return {"ab_processes": count,
             "ab_artifacts": where, "save_artifacts": saved}
 
 
@@ -329,5 +386,6 @@ def defaults(**changes: Any) -> Settings:
         variants=("eager",), devices=None, baseline=None, save_baseline=None, results=None, threshold=0.05,
         warmup_s=0.2, min_time_s=1.0, max_time_s=5.0, min_iterations=10, cache_dir=Path(".trt-cache"),
         report_html=None, report_md=None, benchmark_json=None, max_drop=0.02, calibration="minmax",
+        case_timeout_s=DEFAULT_CASE_TIMEOUT_S,
     )
     return replace(base, **changes)

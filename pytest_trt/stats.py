@@ -1,4 +1,4 @@
-"""Summary statistics of latency samples and the flags of DESIGN.md rules 6 and 7.
+"""Summary statistics of latency samples and the flags of docs/design.md, rules 6 and 7.
 
 Plain numpy; scipy is imported lazily (only the binomial quantile of the median's confidence
 interval needs it) so importing this module stays cheap for the plugin.
@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from pytest_trt.records import Flag, HostLoad, Stats, Timing
 
-# trtexec's rules (DESIGN.md rule 7).
+# trtexec's rules (docs/design.md, rule 7).
 NOISY_CV = 0.025  # coefficient of variation above which a case is NOISY (trtexec's "unstable")
 ENQUEUE_BOUND_RATIO = 0.8  # median enqueue > this × median compute: the host, not the GPU, is timed
 # ...and the GPU sat idle: busy for less than this share of the loop's wall time. Without this, a

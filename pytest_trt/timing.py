@@ -1,171 +1,82 @@
-"""The timing engine: DESIGN.md measurement rules 1-7.
+"""The timing engine: the measurement rules of docs/design.md (rules 1-7).
 
 ``measure`` warms up by time, then times iterations in chunks until both minimums are met and the
 median's confidence interval is tight, or a maximum is reached. On CPU each iteration is bracketed by
-``time.perf_counter_ns``; on CUDA by CUDA events on the caller's non-default stream, each ending one
-sample and starting the next (a pair per call when the L2 is flushed between calls), with the host
-enqueue time recorded separately. An event between two kernels costs the GPU about 2 us (measured on
-an H100: a 49.7 us spin kernel times 51.7 us per call back to back, 53.5 us with an event after every
-call), so calls shorter than ``EVENT_GPU_COST_S / MAX_EVENT_BIAS`` are timed in blocks of
-``calls_per_sample`` calls per event, each sample being the block's mean. The per-iteration loop does nothing but the
-call, the clock reads and an append; the stop rule runs between chunks of about ``CHECK_INTERVAL_S``.
+the host clock (``sampling.now``: ``time.perf_counter_ns``); on CUDA by CUDA events on the caller's
+non-default stream (``cuda_timing``). The per-iteration loop does nothing but the call, the clock
+reads and an append; the stop rule runs between chunks of about ``CHECK_INTERVAL_S``.
+
+A ``Deadline`` (the case's time bound, ``--trt-case-timeout``) is checked between calls of the
+warm-up and between chunks of the timed loop; past it the loop stops and raises ``CaseTimeout``.
+A call in progress cannot be interrupted, but no further call is made.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import replace
 from itertools import repeat
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from pytest_trt import cuda_events
-from pytest_trt.cuda_events import EventPath
-from pytest_trt.records import Stats, Timing
-from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize, thin
+from pytest_trt.cuda_timing import (
+    EVENT_GPU_COST_S,
+    MAX_CALLS_PER_SAMPLE,
+    MAX_EVENT_BIAS,
+    CudaApi,
+    CudaEvent,
+    backlog_probe,
+    calls_per_sample,
+    cuda_api,
+    measure_events,
+    torch_cuda_api,
+    transfer_split_events,
+)
+from pytest_trt.records import Timing
+from pytest_trt.sampling import (
+    CHECK_INTERVAL_S,
+    NO_DEADLINE,
+    NS,
+    STOP_CONVERGED,
+    STOP_MAX_ITERATIONS,
+    STOP_MAX_TIME,
+    STOP_MIN_REACHED,
+    STOP_REASONS,
+    Budget,
+    CaseTimeout,
+    Clock,
+    Deadline,
+    Samples,
+    StopRule,
+    check_batch_size,
+    next_chunk,
+    now,
+    warmup_limit_ns,
+)
+from pytest_trt.stats import summarize, thin
 
-CHECK_INTERVAL_S = 0.02  # target duration of one chunk: the stop rule's granularity
+__all__ = [
+    "CHECK_INTERVAL_S", "EVENT_GPU_COST_S", "MAX_CALLS_PER_SAMPLE", "MAX_CPU_CHUNK", "MAX_EVENT_BIAS",
+    "NO_DEADLINE", "STOP_CONVERGED", "STOP_MAX_ITERATIONS", "STOP_MAX_TIME", "STOP_MIN_REACHED",
+    "STOP_REASONS", "Budget", "CaseTimeout", "Clock", "CudaApi", "CudaEvent", "Deadline", "backlog_probe",
+    "calls_per_sample", "cuda_api", "measure", "measure_events", "measure_throughput", "torch_cuda_api",
+    "transfer_split", "transfer_split_events",
+]
+
 MAX_CPU_CHUNK = 200_000  # iterations per chunk on CPU (a no-op call takes ~50 ns)
-MAX_GPU_CHUNK = 1024  # iterations per chunk on CUDA
-STAT_GROWTH = 1.25  # recompute the median CI only after the sample count grew by this factor
-MAX_WARMUP_BATCH = 1024  # GPU warm-up calls between synchronizations
-EVENT_GPU_COST_S = 2e-6  # GPU time one event record adds between two calls (H100, README-timer.md)
-MAX_EVENT_BIAS = 0.0025  # auto blocks keep the events' share of a sample below this
-MAX_CALLS_PER_SAMPLE = 64
-
-STOP_CONVERGED = "converged"
-STOP_MIN_REACHED = "min-reached"
-STOP_MAX_TIME = "max-time"
-STOP_MAX_ITERATIONS = "max-iterations"
-STOP_REASONS = (STOP_CONVERGED, STOP_MIN_REACHED, STOP_MAX_TIME, STOP_MAX_ITERATIONS)
-
-NS = 1e-9
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
+DEFAULT_BUDGET = Budget()
 
 
-@dataclass(frozen=True)
-class Budget:
-    """How long to time one case. Minimums are met together; either maximum ends the loop."""
-
-    warmup_s: float = 0.2  # warm up by time (trtexec --warmUp 200 ms); warm-up iterations dropped
-    min_time_s: float = 1.0
-    min_iterations: int = 10
-    max_time_s: float = 10.0
-    max_iterations: int = 1_000_000
-    target_rel_ci: float = 0.01  # 0 disables early stop: stop as soon as the minimums are met
-    keep_samples: int = 5000  # samples kept in the Timing record (evenly thinned beyond this)
-    flush_l2: bool = False  # CUDA: evict the L2 before each timed iteration (triton do_bench's condition)
-    calls_per_sample: int = 0  # CUDA: calls between two events; 0 = auto (1 unless calls are short)
-
-    def __post_init__(self) -> None:
-        for name in ("warmup_s", "min_time_s", "target_rel_ci"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not (isinstance(self.max_time_s, int | float) and math.isfinite(self.max_time_s)):
-            raise ValueError(f"max_time_s must be a finite number of seconds, got {self.max_time_s!r}")
-        if self.max_time_s <= 0:
-            raise ValueError(f"max_time_s must be > 0, got {self.max_time_s!r}")
-        if isinstance(self.calls_per_sample, bool) or not isinstance(self.calls_per_sample, int) \
-                or self.calls_per_sample < 0:
-            raise ValueError(f"calls_per_sample must be an integer >= 0 (0: auto), got {self.calls_per_sample!r}")
-        for name in ("min_iterations", "max_iterations", "keep_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.min_time_s > self.max_time_s:
-            raise ValueError(f"min_time_s ({self.min_time_s}) must not exceed max_time_s ({self.max_time_s})")
-        if self.min_iterations > self.max_iterations:
-            raise ValueError(
-                f"min_iterations ({self.min_iterations}) must not exceed "
-                f"max_iterations ({self.max_iterations})"
-            )
-
-
-class _Samples:
-    """Growable int64 nanosecond buffer: chunks are appended between timed loops, never inside."""
-
-    def __init__(self) -> None:
-        self._data: IntArray = np.empty(4096, dtype=np.int64)
-        self.n = 0
-
-    def extend(self, values: IntArray) -> None:
-        need = self.n + values.size
-        if need > self._data.size:
-            grown = np.empty(max(need, 2 * self._data.size), dtype=np.int64)
-            grown[: self.n] = self._data[: self.n]
-            self._data = grown
-        self._data[self.n : need] = values
-        self.n = need
-
-    def view(self) -> IntArray:
-        return self._data[: self.n]
-
-    def seconds(self) -> FloatArray:
-        return self.view().astype(np.float64) * NS
-
-
-class _StopRule:
-    """Rule 2: both minimums, then early stop on a tight median CI, else a maximum."""
-
-    def __init__(self, budget: Budget) -> None:
-        self.budget = budget
-        self._next_stat_n = 0
-        median_ci_ranks(1)  # imports scipy.stats (about a second, once) before any clock starts
-
-    def __call__(self, samples: _Samples, submitted: int, elapsed_s: float) -> str | None:
-        b = self.budget
-        n = samples.n
-        if submitted >= b.max_iterations:  # never below the minimum: max_iterations >= min_iterations
-            return STOP_MAX_ITERATIONS
-        if n < b.min_iterations:
-            # Rule 2: max-time never cuts a case short of its minimum count (a 3-second UNet batch
-            # stopped at 2 samples by a 1-second max-time had no median worth the name).
-            return None
-        if elapsed_s >= b.min_time_s:
-            if b.target_rel_ci == 0:
-                return STOP_MIN_REACHED
-            if n >= self._next_stat_n:
-                # O(n) each time, so only after the sample count grew geometrically.
-                self._next_stat_n = math.ceil(n * STAT_GROWTH)
-                if relative_ci_halfwidth(samples.view()) <= b.target_rel_ci:
-                    return STOP_CONVERGED
-        if elapsed_s >= b.max_time_s:
-            return STOP_MAX_TIME
-        return None
-
-
-def _next_chunk(per_call_s: float, cap: int, previous: int) -> int:
-    """Iterations for the next chunk: about CHECK_INTERVAL_S of work, growing at most 8x at a time."""
-    if per_call_s <= 0:
-        return min(cap, max(1, previous * 8))
-    want = int(CHECK_INTERVAL_S / per_call_s)
-    return max(1, min(cap, want, max(1, previous) * 8))
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-
-
-# ---------------------------------------------------------------------------------------- CPU
-
-
-def _warm_up_cpu(fn: Callable[[], object], warmup_s: float) -> tuple[int, float]:
-    """Call ``fn`` until ``warmup_s`` has passed; returns (calls, seconds). No calls for 0 s."""
-    clock = time.perf_counter_ns
-    limit = int(warmup_s / NS)
+def _warm_up_cpu(fn: Callable[[], object], budget: Budget, clock: Clock, deadline: Deadline) -> tuple[int, float]:
+    """Call ``fn`` until the warm-up time has passed; returns (calls, seconds). No calls for 0 s."""
+    limit = warmup_limit_ns(budget)
     if limit <= 0:
         return 0, 0.0
     start = clock()
     calls = 0
     while True:
+        deadline.check("measure (warm-up)")
         fn()
         calls += 1
         now = clock()
@@ -173,15 +84,16 @@ def _warm_up_cpu(fn: Callable[[], object], warmup_s: float) -> tuple[int, float]
             return calls, (now - start) * NS
 
 
-def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget) -> Timing:
-    clock = time.perf_counter_ns
-    stop = _StopRule(budget)
-    warm_calls, warm_s = _warm_up_cpu(fn, budget.warmup_s)
-    samples = _Samples()
-    chunk = _next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_CPU_CHUNK, 0)
+def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget, clock: Clock,
+                 deadline: Deadline) -> Timing:
+    stop = StopRule(budget)
+    warm_calls, warm_s = _warm_up_cpu(fn, budget, clock, deadline)
+    samples = Samples()
+    chunk = next_chunk(warm_s / warm_calls if warm_calls else 0.0, MAX_CPU_CHUNK, 0)
     begin = clock()
     reason = None
     while reason is None:
+        deadline.check(f"measure (timed loop, {samples.n} samples)")
         k = min(chunk, budget.max_iterations - samples.n)
         stamps = [clock()]
         append = stamps.append
@@ -189,7 +101,7 @@ def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget) -> T
             fn()
             append(clock())
         samples.extend(np.diff(np.asarray(stamps, dtype=np.int64)).astype(np.int64))
-        chunk = _next_chunk((stamps[-1] - stamps[0]) * NS / k, MAX_CPU_CHUNK, k)
+        chunk = next_chunk((stamps[-1] - stamps[0]) * NS / k, MAX_CPU_CHUNK, k)
         reason = stop(samples, samples.n, (clock() - begin) * NS)
     seconds = samples.seconds()
     # Back-to-back stamps: the samples add up to the time spent inside the measured chunks.
@@ -205,428 +117,55 @@ def _measure_cpu(fn: Callable[[], object], batch_size: int, budget: Budget) -> T
     )
 
 
-# --------------------------------------------------------------------------------------- CUDA
-
-
-class CudaEvent(Protocol):
-    """The part of ``torch.cuda.Event`` the engine uses."""
-
-    def record(self, stream: Any = None) -> None: ...
-
-    def synchronize(self) -> None: ...
-
-    def elapsed_time(self, end_event: Any) -> float: ...  # milliseconds
-
-
-@dataclass(frozen=True)
-class CudaApi:
-    """The seam to CUDA: real in ``measure``; unit tests on CPU hosts pass a named fake.
-
-    ``recorder(stream)`` returns the ``EventPath`` the loop records and reads events through
-    (None: torch's). ``make_flush()`` returns a call that evicts the L2 cache on the current stream.
-    """
-
-    make_event: Callable[[], CudaEvent]
-    stream_context: Callable[[Any], AbstractContextManager[Any]]
-    is_default_stream: Callable[[Any], bool]
-    recorder: Callable[[Any], EventPath] | None = None
-    make_flush: Callable[[], Callable[[], object]] | None = None
-    name: str = "torch"  # which event path the loop uses, for reports
-    # make_hold(seconds) returns a call that enqueues GPU work lasting about that long (a spin kernel),
-    # so calls enqueued behind it reach the GPU with no host gaps between their kernels.
-    make_hold: Callable[[float], Callable[[], object]] | None = None
-
-
-def torch_cuda_api(stream: Any = None) -> CudaApi:
-    """The real seam. With ``stream``, the fastest event path that self-tests on this host."""
-    import torch
-
-    def is_default(s: Any) -> bool:
-        return bool(s == torch.cuda.default_stream(s.device))
-
-    def make_flush() -> Callable[[], object]:
-        # Larger than any L2 so far, as triton's do_bench (256 MB) does; zeroing it evicts the cache.
-        props = torch.cuda.get_device_properties(torch.cuda.current_device())
-        size = max(256 * 2**20, 2 * int(getattr(props, "L2_cache_size", 0) or 0))
-        buffer = torch.empty(size, dtype=torch.int8, device="cuda")
-        return buffer.zero_
-
-    event: Any = torch.cuda.Event  # untyped constructor in torch's stubs
-
-    def make_event() -> CudaEvent:
-        made: CudaEvent = event(enable_timing=True)
-        return made
-
-    path = cuda_events.best_path(stream, make_event) if stream is not None else cuda_events.torch_path
-    return CudaApi(
-        make_event=make_event,
-        stream_context=torch.cuda.stream,
-        is_default_stream=is_default,
-        recorder=path,
-        make_flush=make_flush,
-        name=path(stream).name if stream is not None else "torch",
-        make_hold=_spin_hold(make_event) if hasattr(torch.cuda, "_sleep") else None,
-    )
-
-
-def _spin_hold(make_event: Callable[[], CudaEvent]) -> Callable[[float], Callable[[], object]]:
-    """Holds built on ``torch.cuda._sleep`` (a spin kernel of N cycles), calibrated once per device."""
-    import torch
-
-    spin: Callable[[int], object] = torch.cuda._sleep  # private and untyped, but in torch for years
-    rate: list[float] = []  # cycles per second of the spin kernel, measured on first use
-
-    def make_hold(seconds: float) -> Callable[[], object]:
-        if not rate:
-            cycles = 20_000_000
-            start, end = make_event(), make_event()
-            start.record()
-            spin(cycles)
-            end.record()
-            end.synchronize()
-            rate.append(cycles / max(start.elapsed_time(end) * 1e-3, 1e-6))
-        cycles = max(1, int(seconds * rate[0]))
-        return lambda: spin(cycles)
-
-    return make_hold
-
-
-class _EventPool:
-    """Events, their handles and bound recorders, made in whole chunks outside the timed loop and reused."""
-
-    def __init__(self, make_event: Callable[[], CudaEvent], path: EventPath) -> None:
-        self._make, self._mark, self._bind = make_event, path.mark, cuda_events.binder(path)
-        self._free: list[_Marked] = []
-
-    def take(self, k: int) -> list[_Marked]:
-        while len(self._free) < k:
-            made = self._make()
-            handle = self._mark(made)
-            self._free.append(_Marked(made, handle, self._bind(handle)))
-        taken, self._free = self._free[:k], self._free[k:]
-        return taken
-
-    def give(self, events: list[_Marked]) -> None:
-        self._free.extend(events)
-
-
-class _Marked(NamedTuple):
-    event: CudaEvent
-    handle: Any  # what the path's reader takes
-    record: Callable[[], object]  # records this event on the timed stream
-
-
-def _read_ns(events: list[_Marked], paired: bool, read: cuda_events.Reader, calls: int = 1) -> IntArray:
-    """Wait for the chunk's last event, then read each sample's GPU time per call (ms → ns).
-
-    Shared boundaries: k samples between k + 1 events. Paired: (start, end) per sample.
-    """
-    events[-1].event.synchronize()
-    points = [m.handle for m in events]
-    starts, ends = (points[0::2], points[1::2]) if paired else (points[:-1], points[1:])
-    return np.rint(read(starts, ends) * (1e6 / calls)).astype(np.int64)
-
-
-def _warm_up_gpu(fn: Callable[[], object], warmup_s: float, stream: Any) -> tuple[int, float]:
-    """Warm up by synchronized wall time, in doubling batches so the queue never runs dry."""
-    clock = time.perf_counter_ns
-    limit = int(warmup_s / NS)
-    if limit <= 0:
-        return 0, 0.0
-    stream.synchronize()
-    start = clock()
-    calls, batch = 0, 1
-    while True:
-        for _ in repeat(None, batch):
-            fn()
-        calls += batch
-        stream.synchronize()
-        elapsed = clock() - start
-        if elapsed >= limit:
-            return calls, elapsed * NS
-        batch = min(2 * batch, MAX_WARMUP_BATCH)
-
-
-Recorder = Callable[[], object]  # records one event on the timed stream
-
-
-def calls_per_sample(per_call_s: float, budget: Budget) -> int:
-    """Calls between two events: the budget's, else enough that the event's GPU cost stays small.
-
-    Cold L2 always times one call per event pair (the flush must precede each call), as do_bench does.
-    """
-    if budget.flush_l2:
-        return 1
-    if budget.calls_per_sample:
-        return budget.calls_per_sample
-    if per_call_s <= 0:  # no warm-up estimate
-        return 1
-    wanted = math.ceil(EVENT_GPU_COST_S / (MAX_EVENT_BIAS * per_call_s))
-    return max(1, min(MAX_CALLS_PER_SAMPLE, wanted))
-
-
-def _enqueue_shared(fn: Callable[[], object], records: list[Recorder], enqueue: list[int], calls: int) -> None:
-    """The warm timed loop: one event per sample of ``calls`` calls, each ending one sample and
-    starting the next.
-
-    The chunk opens with its own event, so host work between chunks never lands in a sample.
-    """
-    clock = time.perf_counter_ns
-    append = enqueue.append
-    records[0]()
-    if calls == 1:  # its own loop: an inner loop of one call would add to the measured per-call host cost
-        for record in records[1:]:
-            t0 = clock()
-            fn()
-            t1 = clock()
-            record()
-            append(t1 - t0)
-        return
-    for record in records[1:]:
-        t0 = clock()
-        for _ in repeat(None, calls):
-            fn()
-        t1 = clock()
-        record()
-        append(t1 - t0)
-
-
-def _enqueue_cold(fn: Callable[[], object], records: list[Recorder], enqueue: list[int],
-                  flush: Callable[[], object]) -> None:
-    """The cold-L2 loop: flush, then an event pair around the call (the flush stays outside)."""
-    clock = time.perf_counter_ns
-    append = enqueue.append
-    pairs = iter(records)
-    for start, end in zip(pairs, pairs):
-        flush()
-        start()
-        t0 = clock()
-        fn()
-        t1 = clock()
-        end()
-        append(t1 - t0)
-
-
-def measure_events(
-    fn: Callable[[], object], *, batch_size: int, budget: Budget, stream: Any, api: CudaApi
-) -> Timing:
-    """The CUDA path of ``measure`` through an explicit ``api`` seam.
-
-    Chunks are double-buffered: chunk i+1 is enqueued before chunk i's events are read, so the GPU
-    queue never drains between chunks; the only full synchronizations are at both ends of the loop.
-    """
-    _check_batch_size(batch_size)
-    if stream is None or api.is_default_stream(stream):
-        raise ValueError("stream must be a non-default torch.cuda.Stream (DESIGN.md rule 3)")
-    cold = budget.flush_l2
-    if cold and api.make_flush is None:
-        raise ValueError("flush_l2 needs an api with make_flush")
-    clock = time.perf_counter_ns
-    stop = _StopRule(budget)
-    with api.stream_context(stream):
-        path = (api.recorder or cuda_events.torch_path)(stream)
-        read = cuda_events.reader(path)
-        flush = api.make_flush() if cold and api.make_flush else None
-        timed = fn if flush is None else _flushed(fn, flush)
-        warm_calls, warm_s = _warm_up_gpu(timed, budget.warmup_s, stream)
-        pool = _EventPool(api.make_event, path)
-        samples, enqueue = _Samples(), _Samples()
-        per_call = warm_s / warm_calls if warm_calls else 0.0
-        calls = calls_per_sample(per_call, budget)
-        chunk = _next_chunk(per_call * calls, MAX_GPU_CHUNK, 0)
-        pending: list[_Marked] = []
-        submitted = 0
-        reason = None
-        stream.synchronize()
-        begin = clock()
-        while reason is None:
-            k = max(1, min(chunk, (budget.max_iterations - submitted) // calls))
-            events = pool.take(2 * k if cold else k + 1)
-            host: list[int] = []
-            records = [m.record for m in events]
-            if flush is None:
-                _enqueue_shared(fn, records, host, calls)
-            else:
-                _enqueue_cold(fn, records, host, flush)
-            submitted += k * calls
-            host_ns = np.rint(np.array(host, dtype=np.float64) / calls).astype(np.int64)
-            enqueue.extend(host_ns)
-            per_sample = float(host_ns.mean()) * calls
-            if pending:
-                done = _read_ns(pending, cold, read, calls)
-                samples.extend(done)
-                pool.give(pending)
-                per_sample = max(float(done.mean()) * calls, per_sample)
-            chunk = _next_chunk(per_sample * NS, MAX_GPU_CHUNK, k)
-            pending = events
-            reason = stop(samples, submitted, (clock() - begin) * NS)
-        stream.synchronize()
-        wall_s = (clock() - begin) * NS
-        samples.extend(_read_ns(pending, cold, read, calls))
-        pool.give(pending)
-        seconds = samples.seconds()
-        backlog = None
-        if flush is None:
-            backlog = backlog_probe(fn, api, pool, read, stream, float(np.median(seconds)),
-                                    float(np.median(enqueue.seconds())), batch_size)
-    return Timing(
-        clock="cuda-event-cold-l2" if cold else "cuda-event",
-        samples=thin(seconds, budget.keep_samples),
-        stats=summarize(seconds, batch_size, wall_s, calls_per_sample=calls),
-        warmup_iterations=warm_calls,
-        warmup_s=warm_s,
-        wall_s=wall_s,
-        stop_reason=reason,
-        enqueue=summarize(enqueue.seconds(), batch_size, wall_s, calls_per_sample=calls),
-        calls_per_sample=calls,
-        gpu_compute=backlog[0] if backlog else None,
-        launch=backlog[1] if backlog else None,
-    )
-
-
-PROBE_GPU_S = 0.05  # GPU time the backlog probe's calls aim to fill
-MAX_HOLD_S = 0.5
-
-
-def backlog_probe(
-    fn: Callable[[], object], api: CudaApi, pool: _EventPool, read: cuda_events.Reader, stream: Any,
-    per_call_s: float, enqueue_s: float, batch_size: int,
-) -> tuple[Stats, Stats] | None:
-    """Each call's GPU time with no host gaps inside it, and its pure launch cost on the host.
-
-    Back-to-back events time a host-bound call as the host's pace (the GPU waits between kernels),
-    so they cannot say whether the host or the GPU is the bottleneck. Here a spin kernel holds the
-    stream while a few calls are enqueued behind it, each between its own pair of events. A call
-    whose every kernel was queued before the GPU reached it runs with no host gaps, so its pair
-    times the call's own work, and the host time of its enqueue is the launch cost without waiting.
-    Calls queued after the hold ran out, or behind a full launch queue (which blocks the host until
-    the GPU drains it), are left out. trtexec's rule then reads: the host is the bottleneck when
-    launch > 0.8 x GPU compute. None when no call was queued in time.
-    """
-    if api.make_hold is None:
-        return None
-    calls = max(3, min(16, math.ceil(PROBE_GPU_S / max(per_call_s, 1e-6))))
-    hold = api.make_hold(min(MAX_HOLD_S, max(0.002, 2 * calls * enqueue_s)))
-    clock = time.perf_counter_ns
-    events = pool.take(2 * calls + 1)  # the hold's start, then a (start, end) pair per call
-    events[0].record()
-    begin = clock()
-    hold()
-    host: list[int] = []
-    queued: list[int] = []  # when each call was wholly queued, from the hold's enqueue (host ns)
-    for start, end in zip(events[1::2], events[2::2]):
-        start.record()
-        t0 = clock()
-        fn()
-        t1 = clock()
-        end.record()
-        host.append(t1 - t0)
-        queued.append(t1 - begin)
-    stream.synchronize()
-    handles = [m.handle for m in events]
-    reached = read([handles[0]] * calls, handles[1::2]) * 1e6  # GPU ns from the hold to each call
-    gpu = read(handles[1::2], handles[2::2]) * 1e6
-    pool.give(events)
-    alone = reached >= np.asarray(queued, dtype=np.float64)
-    if not alone.any():
-        return None
-    compute = gpu[alone] * NS
-    wall = max(float(compute.sum()), NS)
-    launch = np.asarray(host, dtype=np.float64)[alone] * NS
-    return summarize(compute, batch_size, wall), summarize(launch, batch_size, wall)
-
-
-def _flushed(fn: Callable[[], object], flush: Callable[[], object]) -> Callable[[], None]:
-    def run() -> None:
-        flush()
-        fn()
-
-    return run
-
-
 # ------------------------------------------------------------------------------------ public
 
 
 def measure(
-    fn: Callable[[], object], *, batch_size: int, budget: Budget = Budget(), stream: Any = None
+    fn: Callable[[], object], *, batch_size: int, budget: Budget = DEFAULT_BUDGET, stream: Any = None,
+    clock: Clock | None = None, deadline: Deadline = NO_DEADLINE,
 ) -> Timing:
     """Time ``fn`` (one inference of ``batch_size`` items) under ``budget``.
 
-    ``stream`` None: host timing with perf_counter. A non-default ``torch.cuda.Stream``: CUDA events on
-    that stream, ``fn`` enqueued under it, host enqueue time reported as ``Timing.enqueue``.
+    ``stream`` None: host timing with ``clock`` (default ``time.perf_counter_ns``). A non-default
+    ``torch.cuda.Stream``: CUDA events on that stream, ``fn`` enqueued under it, host enqueue time
+    reported as ``Timing.enqueue``. Past ``deadline`` the loop stops with ``CaseTimeout``.
     """
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     if stream is None:
-        return _measure_cpu(fn, batch_size, budget)
-    return measure_events(fn, batch_size=batch_size, budget=budget, stream=stream, api=cuda_api(stream))
-
-
-_APIS: dict[int, CudaApi] = {}
-
-
-def cuda_api(stream: Any) -> CudaApi:
-    """The real seam for ``stream``, self-tested once per device and reused."""
-    device = int(getattr(stream.device, "index", 0) or 0)
-    if device not in _APIS:
-        _APIS[device] = torch_cuda_api(stream)
-    return _APIS[device]
+        return _measure_cpu(fn, batch_size, budget, clock or now, deadline)
+    api = cuda_api(stream)
+    if clock is not None:
+        api = replace(api, clock=clock)
+    return measure_events(fn, batch_size=batch_size, budget=budget, stream=stream, api=api, deadline=deadline)
 
 
 def measure_throughput(
-    fn: Callable[[], object], *, batch_size: int, iterations: int, stream: Any = None
+    fn: Callable[[], object], *, batch_size: int, iterations: int, stream: Any = None, clock: Clock | None = None
 ) -> float:
     """Items per second of ``iterations`` back-to-back calls with one synchronization at the end (rule 5).
 
     Does not warm up: call it after ``measure`` (or warm up yourself).
     """
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    read = clock or now
     if stream is None:
-        start = time.perf_counter_ns()
+        start = read()
         for _ in repeat(None, iterations):
             fn()
-        wall = time.perf_counter_ns() - start
+        wall = read() - start
     else:
         import torch
 
         with torch.cuda.stream(stream):
             stream.synchronize()
-            start = time.perf_counter_ns()
+            start = read()
             for _ in repeat(None, iterations):
                 fn()
             stream.synchronize()
-            wall = time.perf_counter_ns() - start
+            wall = read() - start
     return batch_size * iterations / (max(wall, 1) * NS)
-
-
-def transfer_split_events(
-    h2d: Callable[[], object],
-    compute: Callable[[], object],
-    d2h: Callable[[], object],
-    stream: Any,
-    iterations: int,
-    api: CudaApi,
-) -> dict[str, float]:
-    """``transfer_split`` through an explicit ``api`` seam."""
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
-    if stream is None or api.is_default_stream(stream):
-        raise ValueError("stream must be a non-default torch.cuda.Stream (DESIGN.md rule 3)")
-    marks = [[api.make_event() for _ in range(4)] for _ in range(iterations)]
-    with api.stream_context(stream):
-        for e0, e1, e2, e3 in marks:
-            e0.record(stream)
-            h2d()
-            e1.record(stream)
-            compute()
-            e2.record(stream)
-            d2h()
-            e3.record(stream)
-        stream.synchronize()
-    ms = np.array([[m[i].elapsed_time(m[i + 1]) for i in range(3)] for m in marks], dtype=np.float64)
-    h2d_ms, compute_ms, d2h_ms = (float(x) for x in np.median(ms, axis=0))
-    return {"h2d_s": h2d_ms * 1e-3, "compute_s": compute_ms * 1e-3, "d2h_s": d2h_ms * 1e-3}
 
 
 def transfer_split(

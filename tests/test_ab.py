@@ -17,6 +17,7 @@ from pytest_trt.ab.arms import BASELINE, Arm, ArmError, as_arm
 from pytest_trt.ab.record import AbArm, AbProcess, AbResult
 from pytest_trt.case import Case
 from pytest_trt.records import CaseResult
+from pytest_trt.sampling import CaseTimeout, Deadline
 from pytest_trt.timing import CudaApi
 from pytest_trt.verdict import Outcome
 
@@ -141,6 +142,18 @@ def test_rounds_stop_early_once_the_interval_is_narrow_and_never_before_the_mini
     capped = interleave.interleave_cpu([clock.call(1000), clock.call(1000)], plan(min_rounds=4, max_rounds=6),
                                        random.Random(0), clock)
     assert capped.stop_reason == "max-rounds" and len(capped.a) == 6
+
+
+def test_rounds_past_the_case_timeout_stop_between_two_rounds_naming_the_option():
+    clock = VirtualClock()
+    deadline = Deadline.start(0.03, clock)
+    with pytest.raises(CaseTimeout, match=r"--trt-case-timeout\) in phase measure \(A/B, after \d+ rounds\)") as info:
+        interleave.interleave_cpu([clock.call(100_000), clock.call(100_000)], plan(min_time_s=1, max_time_s=2),
+                                  random.Random(0), clock, deadline)
+    assert 0.03 <= info.value.elapsed_s < 0.05  # stopped at the first round boundary past the bound
+    unbounded = interleave.interleave_cpu([clock.call(100_000), clock.call(100_000)], plan(), random.Random(0),
+                                          clock, Deadline.start(None, clock))
+    assert unbounded.stop_reason == "min-reached"
 
 
 def test_plan_refuses_what_cannot_be_timed():
@@ -365,6 +378,23 @@ def test_results_files_with_a_comparison_pass_the_schema():
     document = schema.results({"schema_version": 1, "environment": {"hardware": {"kind": "cpu"}}, "cases": [data]},
                               "r.json")
     assert document.cases[0].ab is not None and document.cases[0].ab.ratio == pytest.approx(1.095)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda ab: ab["processes"][0].update(ratio=float("nan")), r"cases\[0\]\.ab\.processes\[0\]\.ratio: expected a "
+                                                               r"finite ratio above 0, got nan"),
+    (lambda ab: ab["processes"][0].update(log_ratios=[0.0] * 5001), r"log_ratios: 5001 items, more than the 5000"),
+    (lambda ab: ab["processes"][1].update(log_ratios=[0.0, "x"]), r"log_ratios\[1\]: expected a finite number"),
+    (lambda ab: ab.update(processes=[ab["processes"][0]] * 65), r"processes: 65 items, more than the 64 allowed"),
+    (lambda ab: ab.update(ratio=-1), r"\.ab\.ratio: expected a finite ratio above 0, got -1"),
+])
+def test_a_comparison_beyond_the_schema_limits_is_refused_naming_where(change, message):
+    from pytest_trt import schema
+
+    data = CaseResult(comparison().candidate.case, "t.py::test_ab[x]", "m", ab=comparison()).to_dict()
+    change(data["ab"])
+    with pytest.raises(schema.SchemaError, match=message):
+        schema.results({"schema_version": 1, "environment": {"hardware": {"kind": "cpu"}}, "cases": [data]}, "r.json")
 
 
 # ---------------------------------------------------------------------------------------- the sides

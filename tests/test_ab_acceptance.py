@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 VIRTUAL_CONFTEST = '''
 import os, types
 import pytest, torch
-import pytest_trt.ab.interleave, pytest_trt.timing
+import pytest_trt.ab.interleave, pytest_trt.sampling, pytest_trt.timing
 from pytest_trt import ModelSpec
 
 _now = {"ns": 0}
@@ -29,6 +29,7 @@ def _clock():
 
 pytest_trt.ab.interleave.time = types.SimpleNamespace(perf_counter_ns=_clock)
 pytest_trt.timing.time = types.SimpleNamespace(perf_counter_ns=_clock)
+pytest_trt.sampling.time = types.SimpleNamespace(perf_counter_ns=_clock)  # the case's deadline
 
 def _delay_ms():
     child = os.environ.get("PYTEST_TRT_REMEASURE") and "PYTEST_TRT_TEST_CHILD_DELAY_MS" in os.environ
@@ -77,8 +78,9 @@ def ab_results(path):
 
 def test_a_slower_candidate_fails_its_own_test_with_one_line(project, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.1")  # B: 10 % slower than main's 1.0 ms
-    results, report = tmp_path / "r.json", tmp_path / "r.md"
-    run = project.runpytest(*RUN, "--trt-results", str(results), "--trt-report-md", str(report))
+    results, report, page = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.html"
+    run = project.runpytest(*RUN, "--trt-results", str(results), "--trt-report-md", str(report),
+                            "--trt-report-html", str(page))
     run.assert_outcomes(failed=1)
     failure = [line for line in run.outlines if line.startswith("REGRESSION torch-fp32-bs1: ")]
     assert len(failure) == 1  # the failure is this one line, no traceback
@@ -93,6 +95,10 @@ def test_a_slower_candidate_fails_its_own_test_with_one_line(project, tmp_path, 
     text = report.read_text()
     assert "## A/B: B/A from interleaved rounds" in text and "REGRESSION" in text
     assert "## delayed" not in text  # an A/B case is not a row of the per-model table
+    html = page.read_text()
+    section = html[html.index("<section>"):html.index("</section>")]  # the device's section holds the A/B card
+    assert "<h3>A/B: B/A from interleaved rounds</h3>" in section and "<tr class='regression'>" in section
+    assert "B is slower than A beyond the threshold 5.0%" in section and "<h3>delayed" not in section
 
 
 def test_an_unchanged_candidate_passes_and_a_faster_one_is_improved(project, monkeypatch):
@@ -163,8 +169,21 @@ def test_marked(trt_ab):
                               "precision 'int9'; expected fp32, *"])
 
 
+def test_rounds_past_the_case_timeout_fail_the_item_as_a_timeout(project, tmp_path):
+    results = tmp_path / "r.json"
+    run = project.runpytest(*FAST, "--trt-backend", "torch", "--trt-batch-size", "1", "--trt-min-time", "3",
+                            "--trt-max-time", "5", "--trt-case-timeout", "0.5", "--trt-results", str(results))
+    run.assert_outcomes(failed=1)
+    run.stdout.fnmatch_lines(["*torch-fp32-bs1: A/B ran past its time bound of 0.5 s (--trt-case-timeout) in phase "
+                              "measure (A/B, after * rounds)*"])
+    (case,) = json.loads(results.read_text())["cases"]
+    assert case["status"] == "timeout" and "ab" not in case and "measure" in case["build"]["phase_s"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--trt-ab-processes", "many"], "ERROR: --trt-ab-processes: invalid value 'many'; expected auto or a whole*"),
+    (["--trt-ab-processes", "1000"], "ERROR: --trt-ab-processes: invalid value '1000'; expected auto or a whole "
+                                     "number from 0 to 10"),
     (["--trt-save-artifacts", "onnx"], "ERROR: --trt-save-artifacts onnx: needs --trt-save-baseline PATH*"),
     (["--trt-ab-artifacts", "nowhere.json"], "ERROR: --trt-ab-artifacts: invalid value 'nowhere.json'; expected a "
                                              "baseline saved with --trt-save-artifacts*"),
@@ -235,7 +254,9 @@ def test_two_onnx_files_run_where_onnx_runs_and_skip_elsewhere_saying_why(user_p
     results = tmp_path / "r.json"
     run = user_project.runpytest(*REAL, "--trt-backend", "torch,onnxruntime", "--trt-results", str(results), "-rs")
     run.assert_outcomes(passed=1, skipped=1)
-    run.stdout.fnmatch_lines(["*main.onnx is an ONNX file: it runs on backends that run ONNX files*"])
+    # either file may be the one named: the sides are prepared in a random order (ab.run._open_both)
+    assert any(f"{name} is an ONNX file: it runs on backends that run ONNX files (onnxruntime, tensorrt)" in line
+               for line in run.outlines for name in ("main.onnx", "pr.onnx"))
     (case,) = ab_results(results)
     assert case["ab"]["reference"]["source"].startswith("ONNX main.onnx (sha256 ")
     assert case["ab"]["candidate"]["source"].startswith("ONNX pr.onnx (sha256 ")

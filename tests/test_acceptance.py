@@ -26,7 +26,8 @@ def test_matrix_runs_with_readable_ids_and_writes_results(user_project, tmp_path
         "*pytest-trt results*", "tiny-net", "*backend*precision*batch*median ms*p99 ms*items/s*speed-up*",
     ])
     html = page.read_text()
-    assert "<h2>tiny-net</h2>" in html and html.count("<tr") == 5  # the header row and the four cases
+    table = html[html.index("<h3>tiny-net</h3>"):]
+    assert table[:table.index("</table>")].count("<tr") == 5  # the header row and the four cases
     data = json.loads(out.read_text())
     assert data["schema_version"] == 1
     assert data["environment"]["hardware"]["kind"] == "cpu"
@@ -60,8 +61,8 @@ def test_unsupported_combination_is_a_skip_with_its_reason(user_project):
         (["--trt-threshold", "lots"], "--trt-threshold: invalid value 'lots'*"),
         (["--trt-model", "no-such-model"], "--trt-model: unknown model 'no-such-model'; known models: *"),
         (["--trt-min-time", "3", "--trt-max-time", "1"], "--trt-min-time*not above --trt-max-time*"),
-        (["--trt-confirm", "-1"], "--trt-confirm: invalid value '-1'; expected a whole number >= 0"),
-        (["--trt-confirm", "twice"], "--trt-confirm: invalid value 'twice'; expected a whole number >= 0"),
+        (["--trt-confirm", "-1"], "--trt-confirm: invalid value '-1'; expected a whole number from 0 to 10"),
+        (["--trt-confirm", "twice"], "--trt-confirm: invalid value 'twice'; expected a whole number from 0 to 10"),
         (["--trt-l2", "lukewarm"], "--trt-l2: invalid value 'lukewarm'; expected *warm, cold"),
         (["--trt-ort-profile", "maybe"], "--trt-ort-profile: invalid value 'maybe'; expected *off, on"),
         (["--trt-calls-per-sample", "0"], "--trt-calls-per-sample: invalid value '0'; expected auto or a whole*"),

@@ -129,8 +129,15 @@ BAD_DOCUMENTS = {
     "software is text": (_set(["runs", 0, "environment", "software"], "x"), "software: expected an object"),
     "calls not a number": (_set(["runs", 0, "cases", NODE, "calls_per_sample"], "abc"), "calls_per_sample"),
     "agreement is a list": (_set(["runs", 0, "cases", NODE, "accuracy"], {"agreement": [1]}), "accuracy"),
-    "a NaN sample": (_set(["runs", 0, "cases", NODE, "samples", 0], -1.0), "finite number of seconds above 0"),
+    "a negative sample": (_set(["runs", 0, "cases", NODE, "samples", 0], -1.0), "finite number of seconds above 0"),
     "a zero sample": (_set(["runs", 0, "cases", NODE, "samples", 0], 0), "finite number of seconds above 0"),
+    "a day-long sample": (_set(["runs", 0, "cases", NODE, "samples", 0], 2e5), "to 100000, got 200000"),
+    "a zero median": (_set(["runs", 0, "cases", NODE, "stats", "median"], 0.0), "median above 0"),
+    "stats of no sample": (_set(["runs", 0, "cases", NODE, "stats", "n"], 0), "n >= 1"),
+    "software of numbers": (_set(["runs", 0, "environment", "software"], {"torch": {"v": 1}}), "got an object"),
+    "samples not a list": (_set(["runs", 0, "cases", NODE, "samples"], 1e-3), "samples: expected a list"),
+    "agreement of text": (_set(["runs", 0, "cases", NODE, "accuracy"], {"agreement": {"cosine": "x"}}),
+                          "accuracy"),
     "too many samples": (_set(["runs", 0, "cases", NODE, "samples"], [1e-3] * 1001), "1001 items, more than"),
     "unknown state": (_set(["runs", 0, "cases", NODE, "status"], "great"), "unknown case state"),
     "huge batch": (_set(["runs", 0, "cases", NODE, "case", "batch_size"], 10**12), "batch_size"),
@@ -164,6 +171,10 @@ def test_bad_document(tmp_path: Path, name: str) -> None:
         ('{"schema_version": NaN, "runs": []}', "NaN is not a number"),
         ('{"schema_version": 1, "runs": [], "x": ' + "9" * 5001 + "}", "integer of 5001 digits"),
         ('{"schema_version": 1, "runs": [], "x": 1e400}', "overflows a float"),
+        ('{"schema_version": 1, "runs": [], "x": -1e400}', "overflows a float"),
+        ('{"schema_version": 1, "runs": [], "x": [Infinity]}', "Infinity is not a number"),
+        ('{"schema_version": 1, "runs": [], "x": [-Infinity]}', "-Infinity is not a number"),
+        ('{"schema_version": 1, "runs": [{"x": [NaN]}]}', "NaN is not a number"),
     ],
 )
 def test_unreadable_file(tmp_path: Path, content: str | None, expected: str) -> None:
@@ -290,3 +301,66 @@ def test_old_baselines_keyed_by_node_id_still_load_and_match(tmp_path: Path) -> 
     path.write_text(json.dumps({"schema_version": 1, "tool": "pytest-trt", "runs": [run]}))
     loaded = baseline.load(path)
     assert len(loaded.entries("pytest_trt/suite/test_inference.py::test_latency[x]")) == 1
+
+
+def test_samples_that_are_nan_or_infinite_in_a_written_entry_are_refused(tmp_path: Path) -> None:
+    """NaN and Infinity are not JSON, but Python's json writes them: a hand-made or foreign file."""
+    for value in ("NaN", "Infinity", "-Infinity", "-1e-3", "0"):
+        doc = json.dumps(good_document()).replace('"samples": [', f'"samples": [{value}, ', 1)
+        path = tmp_path / "b.json"
+        path.write_text(doc)
+        with pytest.raises(BaselineError, match=f"{path}: .*(not a number|seconds above 0)"):
+            baseline.load(path)
+
+
+def test_a_file_of_11_million_samples_is_refused_before_it_is_parsed(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """It fits in the size limit (66 MB), so it used to be parsed for 13 s before the schema refused
+    its 1000-sample cap; the list's length is now read off the bytes first."""
+    from pytest_trt import jsonfile
+
+    path = tmp_path / "huge.json"
+    head = json.dumps(good_document()).split('"samples": [', 1)
+    path.write_bytes(head[0].encode() + b'"samples": [' + b"0.001," * 11_000_000 + head[1].encode())
+
+    def parse(text: str, where: str) -> None:
+        raise AssertionError("the file was parsed")
+
+    monkeypatch.setattr(jsonfile, "loads", parse)
+    with pytest.raises(BaselineError, match=r"a list of 110000\d\d items, more than the 1000000"):
+        baseline.load(path)
+
+
+def test_a_list_at_the_limit_is_not_refused_by_the_scan() -> None:
+    from pytest_trt import jsonfile
+
+    at_limit = b"[" + b",".join([b"1"] * 1000) + b"]"
+    assert jsonfile.longest_list(at_limit, 1000) == 0  # not longer than the limit: the schema decides
+    assert jsonfile.longest_list(b'{"a": [' + b"1," * 1000 + b'1], "b": "[x]"}', 1000) == 1001
+
+
+def test_zero_samples_the_timer_reads_are_saved_so_the_file_loads_again(tmp_path: Path) -> None:
+    """Two CUDA events with no GPU work between them read 0 ns. The baseline once kept such samples
+    and then refused to load: one such case bricked the gate for every later run."""
+    path = tmp_path / "b.json"
+    some = [0.0, 0.0] + [1e-6] * 8
+    none = [0.0] * 10
+    partly = make_result("t.py::x[partly]")
+    below = make_result("t.py::x[below]")
+    partly.timing = Timing("cuda-event", some, summarize(some, 1, 1.0), 0, 0.0, 1.0, "converged")
+    below.timing = Timing("cuda-event", none, summarize(none, 1, 1.0), 0, 0.0, 1.0, "converged")
+    save(path, [partly, below], ENV)
+    cases = baseline.load(path).runs[0].cases
+    assert cases["t.py::x[partly]"].samples == [1e-6] * 8 and cases["t.py::x[partly]"].median == 1e-6
+    assert cases["t.py::x[below]"].samples == [] and cases["t.py::x[below]"].stats is None
+
+
+def test_a_results_file_keeps_zero_readings_and_loads() -> None:
+    from pytest_trt import schema
+
+    zeros = [0.0] * 10
+    result = make_result()
+    result.timing = Timing("cuda-event", zeros, summarize(zeros, 1, 1.0), 0, 0.0, 1.0, "converged")
+    document = {"schema_version": 1, "environment": ENV, "cases": [result.to_dict()]}
+    loaded = schema.results(json.loads(json.dumps(document)), "r.json")
+    assert loaded.cases[0].timing is not None and loaded.cases[0].timing.samples == zeros

@@ -232,3 +232,58 @@ def test_parse_threshold(text: str | float, value: float) -> None:
 def test_parse_threshold_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="threshold"):
         gate.parse_threshold(text)
+
+
+def test_with_one_baseline_run_the_ratio_ci_uses_the_assumed_spread_as_the_band_does() -> None:
+    """One run measures no spread: the band assumes 2 % with a normal quantile, and so does the CI,
+    instead of a Student-t with one degree of freedom that widens an assumed 2 % to ×0.4–×2.5."""
+    verdict = gate.judge(night(1.5e-3, env("NVIDIA H200")), baseline([1e-3], env("NVIDIA A100")), RULES)
+    assert verdict.outcome is Outcome.INCOMPARABLE and verdict.ratio == pytest.approx(1.5, rel=1e-3)
+    assert verdict.ratio_ci is not None
+    low, high = verdict.ratio_ci
+    half = 2.3263 * 0.02 * math.sqrt(2)  # the normal quantile at alpha 1 %, the assumed spread, 1 + 1 processes
+    assert low == pytest.approx(1.5 * math.exp(-half), rel=1e-3)
+    assert high == pytest.approx(1.5 * math.exp(half), rel=1e-3)
+
+
+# -- entries the gate cannot judge fully: a verdict all the same --------------------------------
+
+
+def _entry_baseline(samples: list[float], tmp_path: Any) -> Baseline:
+    """A baseline saved and loaded back from disk, with one entry of these samples."""
+    from pytest_trt import baseline as baseline_mod
+
+    values = samples or [1.0]
+    timing = Timing("perf_counter", samples, summarize(values, 8, sum(values)), 0, 0.0, sum(values), "max-time")
+    saved = CaseResult(CASE, NODE, "digits-cnn", timing=timing if samples else None)
+    path = tmp_path / "b.json"
+    baseline_mod.save(path, [new_run([saved], env())])
+    return baseline_mod.load(path)
+
+
+def test_a_one_sample_entry_is_judged_by_its_median(tmp_path: Any) -> None:
+    """A case slower than --trt-max-time saved with --trt-min-iterations 1 leaves one sample."""
+    one = _entry_baseline([2.0], tmp_path)
+    assert one.runs[0].cases[Entry.of(result(1.0)).nodeid.rsplit("/", 1)[-1]].samples == [2.0]
+    same, slower = gate.judge(night(2.0), one, RULES), gate.judge(night(4.0), one, Policy(confirm=0))
+    assert same.outcome is Outcome.PASS and same.baseline_median == pytest.approx(2.0)
+    assert slower.outcome is Outcome.REGRESSION and slower.ratio == pytest.approx(2.0, rel=1e-3)
+
+
+def test_an_entry_without_samples_is_new_with_the_reason(tmp_path: Any) -> None:
+    empty = _entry_baseline([], tmp_path)
+    verdict = gate.judge(night(1e-3), empty, RULES)
+    assert verdict.outcome is Outcome.NEW and "no timing" in verdict.message
+
+
+def test_runs_far_apart_give_a_verdict_not_an_overflow() -> None:
+    """Medians 10^17 apart are each a valid latency; the ratio's CI overflowed math.exp before."""
+    for medians, tonight in (([1e-12, 1e5], 1.0), ([1e-12, 1e-12, 1e5], 1e5), ([1e5], 1e-12)):
+        verdict = gate.judge(night(tonight), baseline(medians), Policy(confirm=0))
+        assert verdict.outcome in (Outcome.UNSTABLE, Outcome.REGRESSION, Outcome.IMPROVED), verdict.message
+        assert verdict.message.startswith(verdict.outcome.value) and "\n" not in verdict.message
+
+
+def test_a_timed_case_that_now_times_out_is_a_status_regression() -> None:
+    verdict = gate.judge(Measurement(result(None, status=CaseState.TIMEOUT), env()), baseline(steady()), RULES)
+    assert verdict.outcome is Outcome.REGRESSION and "status ok → timeout" in verdict.message

@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 SLOW_CONFTEST = '''
 import os, types
 import pytest, torch
-import pytest_trt.host, pytest_trt.timing
+import pytest_trt.host, pytest_trt.sampling
 from pytest_trt import ModelSpec
 from pytest_trt.records import HostLoad
 
@@ -28,7 +28,7 @@ def _clock():
     _now["ns"] += 1_000  # every reading moves a microsecond: loops always progress
     return _now["ns"]
 
-pytest_trt.timing.time = types.SimpleNamespace(perf_counter_ns=_clock)
+pytest_trt.sampling.time = types.SimpleNamespace(perf_counter_ns=_clock)
 _others = 1.5 if os.environ.get("PYTEST_TRT_TEST_BUSY") == "1" else 0.0
 pytest_trt.host.since = lambda start, *a, **k: HostLoad(1.0, 1.0, None, None, 0.5, 2, others_cpu_s=_others)
 pytest_trt.host.calibration_s = lambda repeats=9: 0.1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -156,11 +155,9 @@ def test_second_call_is_a_cache_hit(fp32_onnx: Path, tmp_path: Path, calib: np.n
     monkeypatch.setattr(quantization, "quantize_static", spy)
     first = convert(fp32_onnx, "int8", cache_dir=tmp_path, calibration=calib[:32])
     mtime = first.stat().st_mtime_ns
-    start = time.perf_counter()
     second = convert(fp32_onnx, "int8", cache_dir=tmp_path, calibration=calib[:32])
-    hit_seconds = time.perf_counter() - start
+    # a hit: no second quantization and the file untouched (how fast a hit is is not a test's question)
     assert second == first and len(calls) == 1 and first.stat().st_mtime_ns == mtime
-    assert hit_seconds < 0.5
     # Other calibration data is another key: quantized again, into another file.
     third = convert(fp32_onnx, "int8", cache_dir=tmp_path, calibration=calib[32:64])
     assert third != first and len(calls) == 2

@@ -57,3 +57,51 @@ def test_text_from_files_is_escaped_for_each_medium() -> None:
     assert "<img" not in table.html(model) and "&lt;img" in table.html(model)
     assert "\x1b" not in "\n".join(table.text(model)) and "\\x1b" in table.text(model)[0]
     assert escape.markdown("-5 ms") == "\\-5 ms"
+
+
+def test_flags_from_older_files_read_as_flags_never_as_verdicts() -> None:
+    """Files written before the rename say UNSTABLE for the NOISY flag; every output says NOISY and
+    keeps UNSTABLE for the verdict."""
+    from pytest_trt.records import Flag
+
+    data = _result(1, 1e-3, 1).to_dict()
+    data["flags"] = ["UNSTABLE", "ENQUEUE-BOUND"]
+    data["verdict"] = Verdict(Outcome.UNSTABLE, "t::t[1]", "resnet50-torch-fp32-bs1-cuda-graph", 0.05,
+                              message="UNSTABLE resnet50-torch-fp32-bs1-cuda-graph: not gateable").to_dict()
+    result = CaseResult.from_dict(data)
+    assert result.flags == [Flag.NOISY, Flag.ENQUEUE_BOUND]
+    model = table.tables([result])[0]
+    row = dict(zip(model.header, model.rows[0]))
+    assert row["flags"] == "NOISY,ENQUEUE-BOUND" and row["verdict"] == "UNSTABLE"
+    page = table.html(model)
+    assert "title='NOISY: its samples&#x27; CV is above 2.5 % (trtexec&#x27;s rule); a flag, not a verdict" in page
+    assert "title='UNSTABLE: not gateable at this threshold" in page
+
+
+def test_the_junit_property_is_a_compact_summary_without_samples() -> None:
+    import json
+
+    import pytest
+
+    from pytest_trt import session
+    from pytest_trt.stash import RESULT, SUMMARY_PROPERTY
+
+    class Item:
+        def __init__(self) -> None:
+            self.stash = pytest.Stash()
+            self.user_properties: list[tuple[str, object]] = []
+
+    result = _result(32, 2e-3, 1)
+    assert result.timing is not None
+    result.timing.samples[:] = [2e-3 + i * 1e-9 for i in range(5000)]
+    result.verdict = Verdict(Outcome.REGRESSION, result.nodeid, result.case.id, 0.05, ratio=1.2, detectable=0.04,
+                             night=[2.4e-3, 2.41e-3], message="REGRESSION ...")
+    item = Item()
+    item.stash[RESULT] = result
+    session.junit_summary(item)  # type: ignore[arg-type]
+    session.junit_summary(item)  # type: ignore[arg-type]  # once per item, whichever phase asks
+    assert [name for name, _ in item.user_properties] == [SUMMARY_PROPERTY]
+    text = str(item.user_properties[0][1])
+    assert len(text) < 300 and "samples" not in text and "0.002000001" not in text
+    assert json.loads(text) == {"case": result.case.id, "status": "ok", "median_s": 2e-3, "flags": [],
+                                "verdict": "REGRESSION", "ratio": 1.2, "detectable": 0.04}

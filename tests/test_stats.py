@@ -178,3 +178,26 @@ def test_enqueue_bound_reads_the_probes_launch_cost_against_gpu_compute() -> Non
     gpu_bound = replace(base, gpu_compute=summarize([1e-3] * 8, 1, 8e-3), launch=summarize([5e-5] * 8, 1, 8e-3))
     assert case_flags(host_bound) == [ENQUEUE_BOUND]
     assert case_flags(gpu_bound) == []
+
+
+def test_enqueue_bound_on_recorded_h200_data() -> None:
+    """The rule on an H200's recorded timings (lab/results/h200_nights): eager residual-CNN cases at
+    batch 1-32 launch as slowly as the GPU computes them; their CUDA-graph replays do not."""
+    import json
+    import tarfile
+    from pathlib import Path
+
+    archive = Path(__file__).resolve().parents[1] / "lab" / "results" / "h200_nights" / "gpu2.tar.xz"
+    with tarfile.open(archive) as tar:
+        handle = tar.extractfile("gpu2/p001-A.json")
+        assert handle is not None
+        document = json.load(handle)
+    timings = {case["case_id"]: Timing.from_dict(case["timing"]) for case in document["cases"]}
+    assert len(timings) == 12
+    for case_id, timing in timings.items():
+        assert timing.launch is not None and timing.gpu_compute is not None, case_id
+        bound = ENQUEUE_BOUND in case_flags(timing)
+        if "cuda-graph" not in case_id:
+            assert bound, case_id
+        elif "fp16-bs32" not in case_id:  # that graph's launch takes as long as its GPU work
+            assert not bound, case_id

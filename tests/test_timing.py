@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -16,13 +15,16 @@ import pytest
 from pytest_trt.cuda_events import EventPath
 from pytest_trt.stats import thin
 from pytest_trt.timing import (
+    CHECK_INTERVAL_S,
     MAX_CALLS_PER_SAMPLE,
     STOP_CONVERGED,
     STOP_MAX_ITERATIONS,
     STOP_MAX_TIME,
     STOP_MIN_REACHED,
     Budget,
+    CaseTimeout,
     CudaApi,
+    Deadline,
     calls_per_sample,
     measure,
     measure_events,
@@ -31,17 +33,30 @@ from pytest_trt.timing import (
 )
 
 
-def _spin(seconds: float) -> None:
-    """Busy-wait: steadier than time.sleep on a shared host."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
+class FakeClock:
+    """A host clock in nanoseconds that only the code under test moves: a fake call advances it by
+    its duration, so every assertion on time holds on a quiet and on a loaded host alike."""
+
+    def __init__(self, tick_ns: int = 0) -> None:
+        self.now = 0
+        self.tick_ns = tick_ns  # what one reading costs (0: readings are free)
+
+    def __call__(self) -> int:
+        self.now += self.tick_ns
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += round(seconds * 1e9)
+
+    def call(self, seconds: float) -> Callable[[], None]:
+        """A callable that takes ``seconds`` of this clock's time."""
+        return lambda: self.advance(seconds)
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
+def _timed(clock: FakeClock, fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = clock.now
     result = fn()
-    return result, time.perf_counter() - start
+    return result, (clock.now - start) * 1e-9
 
 
 # ------------------------------------------------------------------------------------ Budget
@@ -77,89 +92,103 @@ def test_measure_rejects_bad_batch_size() -> None:
 
 
 def test_warmup_iterations_are_dropped() -> None:
+    clock = FakeClock()
     calls = 0
 
     def slow_start() -> None:
         nonlocal calls
         calls += 1
-        if calls <= 3:
-            time.sleep(0.02)
-        else:
-            _spin(2e-5)
+        clock.advance(0.02 if calls <= 3 else 2e-5)
 
     budget = Budget(warmup_s=0.1, min_time_s=0.05, max_time_s=0.5, target_rel_ci=0)
-    t = measure(slow_start, batch_size=1, budget=budget)
-    assert t.warmup_iterations > 3
-    assert t.warmup_s >= 0.1
-    assert t.stats.max < 0.01  # none of the 20 ms calls is a sample
+    t = measure(slow_start, batch_size=1, budget=budget, clock=clock)
+    assert t.warmup_iterations == 3 + 2000  # 60 ms of slow calls, then 40 ms of 20 us ones
+    assert t.warmup_s == pytest.approx(0.1)
+    assert t.stats.max == pytest.approx(2e-5)  # none of the 20 ms calls is a sample
     assert t.stats.n + t.warmup_iterations == calls
 
 
+def test_warmup_never_runs_past_max_time() -> None:
+    clock = FakeClock()
+    budget = Budget(warmup_s=30.0, min_time_s=0.1, max_time_s=2.0, min_iterations=1, target_rel_ci=0)
+    t = measure(clock.call(0.1), batch_size=1, budget=budget, clock=clock)
+    assert t.warmup_iterations == 20 and t.warmup_s == pytest.approx(2.0)
+
+
 def test_both_minimums_hold_time_bound() -> None:
+    clock = FakeClock()
     budget = Budget(warmup_s=0.01, min_time_s=0.2, min_iterations=10, max_time_s=2.0, target_rel_ci=0)
-    t, elapsed = _timed(lambda: measure(lambda: _spin(2e-5), batch_size=1, budget=budget))
+    t, elapsed = _timed(clock, lambda: measure(clock.call(2e-5), batch_size=1, budget=budget, clock=clock))
     assert t.stop_reason == STOP_MIN_REACHED
     assert elapsed >= 0.2 + 0.01
-    assert t.stats.n >= 10
+    assert t.stats.n >= 10_000  # 0.2 s of 20 us calls: time, not the count of 10, decided
 
 
 def test_both_minimums_hold_iteration_bound() -> None:
+    clock = FakeClock()
     budget = Budget(warmup_s=0.0, min_time_s=0.01, min_iterations=60, max_time_s=5.0, target_rel_ci=0)
-    t = measure(lambda: time.sleep(0.002), batch_size=1, budget=budget)
+    t = measure(clock.call(0.002), batch_size=1, budget=budget, clock=clock)
     assert t.stop_reason == STOP_MIN_REACHED
     assert t.stats.n >= 60
     assert t.warmup_iterations == 0
 
 
 def test_max_time_never_cuts_a_case_short_of_its_minimum_count() -> None:
+    clock = FakeClock()
     budget = Budget(warmup_s=0.0, min_time_s=0.01, min_iterations=5, max_time_s=0.05, target_rel_ci=0)
-    t = measure(lambda: time.sleep(0.03), batch_size=1, budget=budget)
+    t = measure(clock.call(0.03), batch_size=1, budget=budget, clock=clock)
     assert t.stats.n == 5 and t.stop_reason == STOP_MIN_REACHED
 
 
 def test_max_time_bounds_a_callable_that_never_converges() -> None:
+    clock = FakeClock()
     rng = np.random.default_rng(0)
     budget = Budget(warmup_s=0.0, min_time_s=0.05, max_time_s=0.3, target_rel_ci=1e-9)
-    t, elapsed = _timed(
-        lambda: measure(lambda: _spin(float(rng.uniform(0, 4e-3))), batch_size=1, budget=budget)
-    )
+    t, elapsed = _timed(clock, lambda: measure(lambda: clock.advance(float(rng.uniform(0, 4e-3))), batch_size=1,
+                                               budget=budget, clock=clock))
     assert t.stop_reason == STOP_MAX_TIME
-    assert 0.3 <= elapsed < 0.3 + 0.3  # about one chunk past the limit (slack for a shared host)
+    # a chunk is ~CHECK_INTERVAL_S of calls, so the loop ends less than two chunks past the limit
+    assert 0.3 <= elapsed < 0.3 + 2 * CHECK_INTERVAL_S + 4e-3
 
 
 def test_max_iterations_is_exact() -> None:
+    clock = FakeClock()
     budget = Budget(warmup_s=0.0, min_time_s=1.0, min_iterations=5, max_time_s=5.0, max_iterations=37)
-    t = measure(lambda: None, batch_size=1, budget=budget)
+    t = measure(clock.call(1e-6), batch_size=1, budget=budget, clock=clock)
     assert t.stop_reason == STOP_MAX_ITERATIONS
     assert t.stats.n == 37
 
 
 def test_early_stop_on_a_stable_callable_but_not_before_min_time() -> None:
+    clock = FakeClock()
+    rng = np.random.default_rng(2)
     budget = Budget(warmup_s=0.02, min_time_s=0.3, max_time_s=5.0, target_rel_ci=0.01)
-    t, elapsed = _timed(lambda: measure(lambda: _spin(2e-4), batch_size=1, budget=budget))
+    t, elapsed = _timed(clock, lambda: measure(lambda: clock.advance(2e-4 * (1 + 0.01 * rng.random())),
+                                               batch_size=1, budget=budget, clock=clock))
     assert t.stop_reason == STOP_CONVERGED
-    assert 0.3 <= elapsed < 2.0
-    assert t.stats.median == pytest.approx(2e-4, rel=0.5)
+    assert 0.3 <= elapsed < 0.3 + 0.02 + 2 * CHECK_INTERVAL_S
+    assert t.stats.median == pytest.approx(2.01e-4, rel=0.01)
 
 
 def test_no_early_stop_on_a_noisy_callable() -> None:
     # Half the calls take ~0, half 2 ms: the median's CI spans both modes and never tightens.
+    clock = FakeClock()
     rng = np.random.default_rng(1)
 
     def noisy() -> None:
-        if rng.random() < 0.5:
-            _spin(2e-3)
+        clock.advance(2e-3 if rng.random() < 0.5 else 1e-7)
 
     budget = Budget(warmup_s=0.0, min_time_s=0.05, max_time_s=0.4, target_rel_ci=0.01)
-    t = measure(noisy, batch_size=1, budget=budget)
+    t = measure(noisy, batch_size=1, budget=budget, clock=clock)
     assert t.stop_reason == STOP_MAX_TIME
 
 
 def test_samples_are_thinned_evenly_and_stats_use_all() -> None:
+    clock = FakeClock()
     budget = Budget(warmup_s=0.0, min_time_s=0.05, max_time_s=1.0, target_rel_ci=0, keep_samples=100)
-    t = measure(lambda: None, batch_size=4, budget=budget)
+    t = measure(clock.call(1e-6), batch_size=4, budget=budget, clock=clock)
     assert len(t.samples) == 100
-    assert t.stats.n > 100
+    assert t.stats.n >= 50_000
     assert t.stats.throughput == pytest.approx(4 * t.stats.n / t.wall_s)
     assert thin(np.arange(1000.0), 10) == [
         0.0,
@@ -176,17 +205,72 @@ def test_samples_are_thinned_evenly_and_stats_use_all() -> None:
 
 
 def test_cpu_samples_track_the_callable() -> None:
+    clock = FakeClock(tick_ns=50)  # each reading of the clock costs 50 ns, as a real one does
     budget = Budget(warmup_s=0.01, min_time_s=0.1, max_time_s=1.0, target_rel_ci=0)
-    t = measure(lambda: _spin(1e-3), batch_size=1, budget=budget)
+    t = measure(clock.call(1e-3), batch_size=1, budget=budget, clock=clock)
     assert t.clock == "perf_counter"
     assert t.enqueue is None
-    assert 1e-3 <= t.stats.median < 1.5e-3
+    assert t.stats.median == pytest.approx(1e-3 + 50e-9)  # the call and one reading
     assert t.wall_s == pytest.approx(sum(t.samples), rel=1e-6)  # back-to-back, nothing kept out
 
 
+def test_the_default_clock_is_read_at_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a clock, measure reads ``sampling.time.perf_counter_ns`` when it runs: a conftest may
+    replace it (the gate's acceptance tests do), and real host time is what a user's run measures."""
+    import types
+
+    import pytest_trt.sampling
+    import pytest_trt.timing as timing_mod
+
+    ticks = iter(range(0, 10**12, 1_000_000))  # every reading one millisecond after the last
+    monkeypatch.setattr(pytest_trt.sampling, "time", types.SimpleNamespace(perf_counter_ns=lambda: next(ticks)))
+    budget = Budget(warmup_s=0.0, min_time_s=0.0, min_iterations=3, max_iterations=3, target_rel_ci=0)
+    t = timing_mod.measure(lambda: None, batch_size=1, budget=budget)
+    assert t.stats.n == 3 and t.stats.median == pytest.approx(1e-3)
+
+
 def test_measure_throughput_cpu() -> None:
-    items_per_s = measure_throughput(lambda: _spin(1e-3), batch_size=8, iterations=50)
-    assert 8 / 3e-3 < items_per_s <= 8 / 1e-3  # loose below: the host is shared
+    clock = FakeClock()
+    items_per_s = measure_throughput(clock.call(1e-3), batch_size=8, iterations=50, clock=clock)
+    assert items_per_s == pytest.approx(8 / 1e-3)
+
+
+# -- the case's time bound -------------------------------------------------------------------------
+
+
+def test_a_one_second_call_stops_at_the_case_deadline_not_after_its_minimum_count() -> None:
+    """1 s per call under --trt-max-time 2 with 10 minimum iterations took 12 s; past its deadline the
+    loop stops between calls and says where it was."""
+    clock = FakeClock()
+    calls = []
+
+    def one_second() -> None:
+        calls.append(clock.now)
+        clock.advance(1.0)
+
+    budget = Budget(warmup_s=0.2, min_time_s=1.0, max_time_s=2.0, min_iterations=10)
+    deadline = Deadline.start(4.5, clock)
+    with pytest.raises(CaseTimeout, match=r"time bound of 4.5 s .* in phase measure \(timed loop, 4 samples\) "
+                                          r"after 5.0 s") as info:
+        measure(one_second, batch_size=1, budget=budget, clock=clock, deadline=deadline)
+    assert len(calls) == 5  # the warm-up call and four timed ones: none after the bound had passed
+    assert info.value.phase.startswith("measure (timed loop")
+
+
+def test_the_warm_up_stops_at_the_case_deadline() -> None:
+    clock = FakeClock()
+    budget = Budget(warmup_s=5.0, min_time_s=1.0, max_time_s=5.0)
+    with pytest.raises(CaseTimeout, match="in phase measure \\(warm-up\\)"):
+        measure(clock.call(0.4), batch_size=1, budget=budget, clock=clock, deadline=Deadline.start(1.0, clock))
+    assert clock.now == round(1.2e9)  # three calls of 0.4 s: the third ended past the bound
+
+
+def test_no_deadline_and_a_zero_deadline_never_expire() -> None:
+    clock = FakeClock()
+    for deadline in (Deadline.start(None, clock), Deadline.start(0, clock)):
+        clock.advance(1e6)
+        assert not deadline.expired()
+        deadline.check("anywhere")
 
 
 # ------------------------------------------------------------------- CUDA path through a fake
@@ -256,7 +340,7 @@ def _kernel_ns(k: int) -> int:
 
 
 def test_events_path_samples_are_the_device_times_in_order() -> None:
-    cuda, stream = FakeCuda(), FakeStream()
+    cuda, stream, clock = FakeCuda(), FakeStream(), FakeClock()
     calls = 0
 
     def fn() -> None:
@@ -264,19 +348,36 @@ def test_events_path_samples_are_the_device_times_in_order() -> None:
         assert cuda.current is stream, "fn must run under the measuring stream"
         stream.launch(_kernel_ns(calls))
         calls += 1
-        _spin(2e-5)  # host enqueue cost
+        clock.advance(2e-5)  # host enqueue cost
 
     budget = Budget(warmup_s=0.01, min_time_s=0.0, min_iterations=500, max_iterations=500, target_rel_ci=0,
                     calls_per_sample=1)
-    t = measure_events(fn, batch_size=2, budget=budget, stream=stream, api=cuda.api())
+    t = measure_events(fn, batch_size=2, budget=budget, stream=stream, api=replace(cuda.api(), clock=clock))
     w = t.warmup_iterations
-    assert w >= 3
+    assert w == 511  # doubling batches (1, 2, ..., 256) until 10 ms of 20 us launches had passed
     assert t.clock == "cuda-event"
     assert t.stats.n == 500 and calls == w + 500
     assert t.samples == pytest.approx([_kernel_ns(k) * 1e-9 for k in range(w, w + 500)])
     assert t.enqueue is not None and t.enqueue.n == 500
-    assert 2e-5 <= t.enqueue.median < 5e-3
+    assert t.enqueue.median == pytest.approx(2e-5)
     assert t.stats.throughput == pytest.approx(2 * 500 / t.wall_s)
+
+
+def test_events_path_stops_at_the_case_deadline() -> None:
+    cuda, stream, clock = FakeCuda(), FakeStream(), FakeClock()
+    calls = 0
+
+    def fn() -> None:
+        nonlocal calls
+        calls += 1
+        stream.launch(1_000_000_000)
+        clock.advance(1.0)  # a call that holds the host for its whole second (a synchronizing runner)
+
+    budget = Budget(warmup_s=0.2, min_time_s=1.0, max_time_s=2.0, min_iterations=10, calls_per_sample=1)
+    api = replace(cuda.api(), clock=clock)
+    with pytest.raises(CaseTimeout, match="timed loop"):
+        measure_events(fn, batch_size=1, budget=budget, stream=stream, api=api, deadline=Deadline.start(3.5, clock))
+    assert calls == 4 and stream.syncs >= 3  # and what was queued is waited for before the case ends
 
 
 def test_short_calls_are_timed_in_blocks_so_the_events_gpu_cost_stays_small() -> None:

@@ -40,8 +40,8 @@ def test_a_wheel_missing_the_digits_or_holding_the_lab_fails(wc: types.ModuleTyp
     names = [n for n in wc.REQUIRED if not n.endswith("digits.npz")]
     with pytest.raises(wc.CheckFailed, match=r"missing \['pytest_trt/data/digits.npz'\]"):
         wc.check_contents(_wheel(tmp_path / "a.whl", names))
-    with pytest.raises(wc.CheckFailed, match="should not hold.*lab/gate_validation.py"):
-        wc.check_contents(_wheel(tmp_path / "b.whl", [*wc.REQUIRED, "lab/gate_validation.py"]))
+    with pytest.raises(wc.CheckFailed, match="should not hold.*lab/nights/collect.py"):
+        wc.check_contents(_wheel(tmp_path / "b.whl", [*wc.REQUIRED, "lab/nights/collect.py"]))
 
 
 def test_the_suite_must_run_every_expected_case_and_pass_it(wc: types.ModuleType, tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
     python lab/nights/analyze.py SOURCE [SOURCE ...] --threshold 3% --out nights.json
 
-Each SOURCE is what ``collect.py`` packed (its .tar.xz, or the folder unpacked): one results file per pytest process and a manifest of
-their conditions (A: the model as it is; B5/B10/B15: 5/10/15 % more work). A night is resampled:
+Each SOURCE is what ``collect.py`` packed (its .tar.xz, or the folder unpacked): one results file
+per pytest process and a manifest of their conditions (A: the model as it is; B5/B10/B15: 5/10/15 %
+more work). A night is resampled:
 a baseline of ``--runs`` A processes (``pytest_trt.baseline.new_run``, as ``pytest-trt baseline add``
 builds it), tonight's process from the condition's pool, and, for each case the gate finds suspect
 (``gate.wanted``), fresh re-measurements drawn from the same pool; no process is used twice in one
@@ -104,11 +105,12 @@ def _baseline(runs: list[Process]) -> Baseline:
 
 
 def night(pools: dict[str, list[Process]], condition: str, rules: Policy, runs: int, rng: random.Random,
-          tally: Tally) -> None:
-    """One resampled night of ``condition``: a baseline of A processes, tonight's, fresh re-measures."""
+          tally: Tally, nights: dict[str, list[Process]] | None = None) -> None:
+    """One resampled night of ``condition``: a baseline of A processes, tonight's, fresh re-measures
+    (drawn from ``nights`` when tonight ran elsewhere: on a loaded host, say)."""
     history = rng.sample(pools["A"], runs)
     used = {p.name for p in history}
-    pool = [p for p in pools[condition] if p.name not in used]
+    pool = [p for p in (nights or pools)[condition] if p.name not in used]
     rng.shuffle(pool)
     tonight, spare = pool[0], pool[1:]
     baseline = _baseline(history)
@@ -180,19 +182,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nights", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--tonight", nargs="+", type=Path, default=[],
+                        help="draw tonight's processes and re-measurements from these (the baseline from SOURCE)")
     args = parser.parse_args(argv)
     pools: dict[str, list[Process]] = defaultdict(list)
     for folder in args.folders:
         for process in load(folder):
             pools[process.condition].append(process)
+    tonight: dict[str, list[Process]] = defaultdict(list)
+    for folder in args.tonight:
+        for process in load(folder):
+            tonight[process.condition].append(process)
     rules = Policy(threshold=gate.parse_threshold(args.threshold), confirm=args.confirm)
+    sources = tonight or pools
     report: JSONDict = {"threshold": rules.threshold, "runs": args.runs, "confirm": args.confirm,
-                        "processes": {c: len(p) for c, p in pools.items()}, "conditions": {}}
-    for condition in [c for c in LEVELS if c in pools]:
+                        "processes": {c: len(p) for c, p in pools.items()},
+                        "tonight_processes": {c: len(p) for c, p in tonight.items()}, "conditions": {}}
+    for condition in [c for c in LEVELS if c in sources]:
         tally, rng = Tally(), random.Random(f"{args.seed}-{condition}")
         for _ in range(args.nights):
-            night(pools, condition, rules, args.runs, rng, tally)
-        report["conditions"][condition] = summary(tally, achieved(pools, condition), LEVELS[condition])  # type: ignore[index]
+            night(pools, condition, rules, args.runs, rng, tally, tonight or None)
+        both = {**pools, condition: sources[condition]}
+        report["conditions"][condition] = summary(tally, achieved(both, condition), LEVELS[condition])  # type: ignore[index]
     text = json.dumps(report, indent=1)
     if args.out:
         args.out.write_text(text + "\n")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU runs behind the committed results, one step per call of the device tool (each < 10 min).
 #   bash lab/tools/gpu_session.sh STEP    with $OUT set; onnxruntime-gpu staged into /tmp/site first
+# Session 7 steps (H200): nights1, nights2 (with the H200 ResNet-50 file), nights3.
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
@@ -64,8 +65,7 @@ core)
   ;;
 zoo1) zoo zoo1 resnet50,mobilenet_v3_large,vgg16 560 ;;
 zoo2) zoo zoo2 densenet201,deeplabv3_resnet50,unet 560 ;;
-gate)
-  run gate 330 $py lab/gate_validation.py --device cuda --out "$out/gate_validation_cuda.json"
+gate)  # the in-process gate validation it ran was replaced by lab/nights (see the nights steps)
   run compile 220 $py -m pytest benchmarks --trt-device cuda --trt-model resnet50,mobilenet_v3_large,unet \
     --trt-backend torch-compile --trt-precision fp16 --trt-batch-size 1,32,256 "${FAST[@]}" \
     --trt-results "$out/compile.json" --trt-report-md "$out/compile.md"
@@ -83,12 +83,21 @@ core2)
     --trt-batch-size 1,8 "${FAST[@]}" --trt-results "$out/xdist1_cuda.json"
   tail -n 3 "$out"/tests.log "$out"/xdist1.log >>"$out/device.txt"
   ;;
-gate2) # collection only: judging takes minutes of CPU, so judge the dump here with --judge
-  run gate 560 $py lab/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
-  ;;
-gate3) # session 3: as gate2, and every finished block is dumped at once, so the limit loses nothing
-  run gate 570 $py lab/gate_validation.py --device cuda --dump-samples "$out/gate_cuda.pkl" --collect-only
-  nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv >"$out/device.txt"
+nights1|nights2|nights3) # the H200 nights (lab/results/h200_nights): one pytest process per night
+  # nights1 saved base.json; nights2/3 read it (pass it as BASE), so every process is timed alike
+  NIGHTS=(-- --trt-device cuda --trt-backend torch --trt-precision fp32,fp16 --trt-batch-size 1,8,32
+          --trt-variant eager,cuda-graph --trt-min-time 0.5 --trt-max-time 2)
+  case $step in
+  nights1) $py lab/nights/collect.py --out "$out" --tag gpu1 --schedule A:24,B5:12,B10:12 --budget-s 420 \
+             --timeout-s 90 "${NIGHTS[@]}" ;;
+  nights2) $py lab/nights/collect.py --out "$out" --tag gpu2 --baseline "${BASE:?}" --schedule A:8,B5:6,B10:6 \
+             --seed 2 --budget-s 350 --timeout-s 90 "${NIGHTS[@]}"
+           run r50 110 $py -m pytest benchmarks --trt-device cuda --trt-model resnet50 --trt-backend torch \
+             --trt-precision fp32,fp16 --trt-batch-size 1,32 --trt-variant eager,cuda-graph "${FAST[@]}" \
+             --trt-results "$out/h200_r50.json" ;;
+  nights3) $py lab/nights/collect.py --out "$out" --tag gpu3 --baseline "${BASE:?}" --schedule A:3,B5:2,B10:2 \
+             --seed 3 --budget-s 175 --timeout-s 60 "${NIGHTS[@]}" ;;
+  esac
   ;;
 core3)
   { nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,temperature.gpu --format=csv

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pytest_trt.sampling import NO_DEADLINE, Deadline
 from pytest_trt.stats import median_ci_ranks
 from pytest_trt.timing import CudaApi, CudaEvent
 
@@ -105,12 +106,13 @@ def block_calls(per_call_s: Sequence[float], plan: Plan) -> int:
 class _Stop:
     """Both minimums, then an early stop on a narrow CI, else a maximum."""
 
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
+    def __init__(self, plan: Plan, deadline: Deadline = NO_DEADLINE) -> None:
+        self.plan, self.deadline = plan, deadline
         self._next_check = plan.min_rounds
 
     def __call__(self, rounds: Rounds) -> str:
         plan, n = self.plan, len(rounds.a)
+        self.deadline.check(f"measure (A/B, after {n} rounds)")  # between rounds: a CaseTimeout, never mid-block
         if n >= plan.max_rounds:
             return "max-rounds"
         if n < plan.min_rounds:
@@ -180,13 +182,13 @@ def _block_cpu(fn: Callable[[], object], calls: int, clock: Callable[[], int], s
 
 
 def interleave_cpu(fns: Sequence[Callable[[], object]], plan: Plan, rng: random.Random,
-                   clock: Callable[[], int] | None = None) -> Rounds:
+                   clock: Callable[[], int] | None = None, deadline: Deadline = NO_DEADLINE) -> Rounds:
     """Rounds of A and B on the host clock (``perf_counter_ns`` unless given): ``fns`` are (A's call, B's call)."""
     clock = clock or time.perf_counter_ns  # looked up per call: a test's virtual clock replaces it
     warm = [_warm_cpu(fn, plan.warmup_s, clock) for fn in fns]
     calls = block_calls([per_call for per_call, _ in warm], plan)
     rounds = Rounds("perf_counter", calls, warmup_s=sum(s for _, s in warm))
-    stop = _Stop(plan)
+    stop = _Stop(plan, deadline)
     stamps = np.empty(calls + 1, dtype=np.int64)
     sequence = orders(rng)
     while not rounds.stop_reason:
@@ -271,7 +273,7 @@ def _read(blocks: list[Block], chunk: list[tuple[int, int]], calls: int, rounds:
 
 
 def interleave_cuda(sides: Sequence[CudaSide], plan: Plan, rng: random.Random, api: CudaApi,
-                    clock: Callable[[], int] | None = None) -> Rounds:
+                    clock: Callable[[], int] | None = None, deadline: Deadline = NO_DEADLINE) -> Rounds:
     """Rounds of A and B timed by CUDA events on each side's own (non-default) stream; ``clock``
     (``perf_counter_ns`` unless given) times the warm-up only."""
     clock = clock or time.perf_counter_ns
@@ -284,7 +286,7 @@ def interleave_cuda(sides: Sequence[CudaSide], plan: Plan, rng: random.Random, a
     rounds = Rounds("cuda-event", calls, warmup_s=sum(s for _, s in warm))
     pairs = math.ceil(CHUNK_S / max(calls * sum(per_call), 1e-9))
     per_chunk = 2 * max(1, min(MAX_CHUNK_PAIRS, pairs))  # whole pairs
-    stop = _Stop(plan)
+    stop = _Stop(plan, deadline)
     sequence = orders(rng)
     pending: tuple[list[Block], list[tuple[int, int]]] | None = None
     last: CudaEvent | None = None

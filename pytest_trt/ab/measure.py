@@ -26,6 +26,7 @@ from pytest_trt.backends.base import Runner
 from pytest_trt.checks import AccuracyLimits
 from pytest_trt.context import Context, on_stream
 from pytest_trt.records import Agreement, TaskMetric, Timing
+from pytest_trt.sampling import NO_DEADLINE, Deadline
 
 # Least to most lenient: B against A is held to the looser side's limits.
 LENIENCY = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
@@ -55,19 +56,23 @@ def plan(ctx: Context, threshold: float) -> interleave.Plan:
 
 def measure(ctx: Context, sides: Sequence[Side], runners: Sequence[Runner], limits: AccuracyLimits,
             compare_outputs: bool, threshold: float,
-            phase: Callable[[str], AbstractContextManager[None]]) -> Measured:
+            phase: Callable[[str], AbstractContextManager[None]], deadline: Deadline = NO_DEADLINE) -> Measured:
+    """Both sides' checks, rounds and task metric; past ``deadline`` no later phase starts and the rounds
+    stop between two of them (``CaseTimeout``)."""
     a, b = sides
     spec = a.spec
     batch = a.case.batch_size
     timed_inputs = bench.representative_inputs(ctx, spec, batch, spec.seed)
     check_seed = spec.seed + bench.CHECK_SEED_OFFSET
     check_inputs = bench.representative_inputs(ctx, spec, batch, check_seed)
+    deadline.check("first_run (A/B)")
     with phase("first_run"):
         first = [_once(runner, check_inputs) for runner in runners]
     with phase("check"):
         agreed = _agreements(sides, first, check_inputs, check_seed, limits, compare_outputs)
+    deadline.check("measure (A/B)")
     with phase("measure"):
-        rounds, last, seed = _interleave(runners, timed_inputs, plan(ctx, threshold))
+        rounds, last, seed = _interleave(runners, timed_inputs, plan(ctx, threshold), deadline)
     with phase("check_timed"):
         timed = [runner.to_host(out) for runner, out in zip(runners, last)]
         del last
@@ -76,6 +81,7 @@ def measure(ctx: Context, sides: Sequence[Side], runners: Sequence[Runner], limi
     task = None
     metric = limits.metric or spec.metric
     if spec.dataset is not None and metric is not None:
+        deadline.check("task_metric (A/B)")
         with phase("task_metric"):
             task = _task(ctx, sides, runners, metric, limits)
     process = decide.estimate(rounds, fresh=_fresh(), seed=seed)
@@ -117,7 +123,7 @@ def _agreements(sides: Sequence[Side], outputs: Sequence[np.ndarray], inputs: np
 
 
 def _interleave(runners: Sequence[Runner], host: np.ndarray,
-                budget: interleave.Plan) -> tuple[interleave.Rounds, list[Any], int]:
+                budget: interleave.Plan, deadline: Deadline) -> tuple[interleave.Rounds, list[Any], int]:
     """The rounds, each side's last timed output (kept one call at a time, as bench does) and the
     seed of the rounds' random order (recorded, so an order effect can be traced)."""
     handles = []
@@ -140,7 +146,7 @@ def _interleave(runners: Sequence[Runner], host: np.ndarray,
     fns = [step(0), step(1)]
     streams = [runner.stream for runner in runners]
     if streams[0] is None and streams[1] is None:
-        rounds = interleave.interleave_cpu(fns, budget, rng)
+        rounds = interleave.interleave_cpu(fns, budget, rng, deadline=deadline)
     elif None in streams:
         raise ValueError("A and B run on one device: a CUDA A/B case needs both runners on their own stream")
     else:
@@ -148,7 +154,7 @@ def _interleave(runners: Sequence[Runner], host: np.ndarray,
 
         api = timing.cuda_api(runners[0].stream)
         sides = [interleave.CudaSide(fn, runner.stream) for fn, runner in zip(fns, runners)]
-        rounds = interleave.interleave_cuda(sides, budget, rng, api)
+        rounds = interleave.interleave_cuda(sides, budget, rng, api, deadline=deadline)
     return rounds, last, seed
 
 

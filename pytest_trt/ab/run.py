@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -26,7 +27,8 @@ from pytest_trt.bench import plain
 from pytest_trt.case import Case
 from pytest_trt.context import Context
 from pytest_trt.model import ModelSpec
-from pytest_trt.records import Accuracy, BuildInfo, CaseResult, JSONDict, case_key
+from pytest_trt.records import Accuracy, BuildInfo, CaseResult, CaseState, JSONDict, case_key
+from pytest_trt.sampling import CaseTimeout, Deadline
 from pytest_trt.verdict import Outcome
 
 CUDA_PROCESSES = 2  # --trt-ab-processes auto on CUDA: each process picks its own kernels at start-up
@@ -85,8 +87,12 @@ def run(request: pytest.FixtureRequest, ctx: Context, case: Case, spec: ModelSpe
     runners: list[Runner] = []
     try:
         runners = _open_both(request, ctx, sides, phases)
+        deadline = Deadline.start(ctx.settings.case_timeout_s)  # as trt_bench: from the prepared runners on
         try:
-            measured = measure.measure(ctx, sides, runners, limits, compare, threshold, _phases(ctx, phases))
+            measured = measure.measure(ctx, sides, runners, limits, compare, threshold, _phases(ctx, phases),
+                                       deadline)
+        except CaseTimeout as exc:
+            _timed_out(request, ctx, sides[1], exc, phases)
         except Exception as exc:
             fixtures._record_failure(request, sides[1].case, sides[1].spec, ctx, exc)
             raise
@@ -107,6 +113,20 @@ def run(request: pytest.FixtureRequest, ctx: Context, case: Case, spec: ModelSpe
     if ab.failed:
         pytest.fail(f"{b_id(sides)}: {result.message}" if ab.accuracy_failed else ab.message, pytrace=False)
     return ab
+
+
+def _timed_out(request: pytest.FixtureRequest, ctx: Context, b: arms.Side, exc: CaseTimeout,
+               phases: dict[str, float]) -> NoReturn:
+    """Past ``--trt-case-timeout``: the item's result is a ``timeout`` of B's case, and the test fails."""
+    from pytest_trt import fixtures
+
+    done = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+    message = f"A/B {exc}" + (f" ({done})" if done else "")
+    build = BuildInfo(phase_s=dict(phases), ran_on=fixtures._ran_on(ctx))
+    nodeid = request.node.nodeid
+    fixtures.record(request, CaseResult(b.case, nodeid, b.spec.name, CaseState.TIMEOUT, message, build=build,
+                                        key=case_key(nodeid)))
+    pytest.fail(f"{b.case.id}: {message}", pytrace=False)
 
 
 def b_id(sides: Sequence[arms.Side]) -> str:

@@ -41,7 +41,7 @@ class OnnxRuntimeRunner:
         import torch
 
         self.stream = torch.cuda.Stream(self.case.device)  # type: ignore[no-untyped-call]
-        index = torch.device(self.case.device).index or 0
+        index = self.case.device_index
         cuda = ("CUDAExecutionProvider", {
             "device_id": index,
             "user_compute_stream": str(self.stream.cuda_stream),
@@ -113,9 +113,9 @@ class OnnxRuntimeRunner:
         shape = self._output_shape(array)
         out = torch.empty(shape, dtype=getattr(torch, np.dtype(out_dtype).name), device=device)
         binding = self._session.io_binding()
-        binding.bind_input(self._input.name, "cuda", device.index or 0, array.dtype, list(array.shape),
+        binding.bind_input(self._input.name, "cuda", self.case.device_index, array.dtype, list(array.shape),
                            tensor.data_ptr())
-        binding.bind_output(output.name, "cuda", device.index or 0, out_dtype, list(shape), out.data_ptr())
+        binding.bind_output(output.name, "cuda", self.case.device_index, out_dtype, list(shape), out.data_ptr())
         self._binding, self._outputs = binding, (tensor, out)  # keep tensors alive while bound
         return binding
 

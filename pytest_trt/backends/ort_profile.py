@@ -5,7 +5,7 @@ and keeps a summary with the case. The first question it answers is placement: a
 cannot run falls back to the CPU, with copies both ways, and a slow case often has one such node.
 Node times are host-side: CUDA kernels run asynchronously, so on the CUDA EP a node's time is its
 launch, not its kernel, except where a node waits for the GPU (copies to the host, CPU nodes).
-So the second answer is the nodes' host time against the run's: on H100 session 5, DeepLabV3's nodes
+So the second answer is the nodes' host time against the run's: on an H100 (lab/results/h100_s5/), DeepLabV3's nodes
 took 2.8 ms of a 43.7 ms run, which says the run waits on GPU kernels, not on a CPU fallback.
 """
 

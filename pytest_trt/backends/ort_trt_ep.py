@@ -41,12 +41,11 @@ def available() -> bool:
 
 def device_id(case: Case) -> int:
     """``cuda`` -> 0, ``cuda:N`` -> N; a CPU case cannot use the TensorRT EP."""
-    match = re.fullmatch(r"cuda(?::(\d+))?", case.device)
-    if match is None:
+    if not case.is_cuda:
         raise UnsupportedCase(
             f"ONNX Runtime's TensorRT EP needs a CUDA device; this case's device is {case.device!r}"
         )
-    return int(match.group(1) or 0)
+    return case.device_index
 
 
 def engine_cache_dir(cache_dir: Path, case: Case, namespace: str = "") -> Path:

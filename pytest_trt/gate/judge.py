@@ -168,7 +168,10 @@ def _timing(verdict: Verdict, processes: Sequence[Measurement], history: history
     threshold = verdict.threshold
     kinds = [noise.classify(x, threshold) for x in night]
     kind, mode = kinds[0]
-    _fill(verdict, noise, mode, night, threshold, policy)
+    try:
+        _fill(verdict, noise, mode, night, threshold, policy)
+    except OverflowError:  # runs 10^300 apart, or a spread whose CI leaves the floats
+        return messages.beyond_range(verdict, noise, night[0])
     verdict.timing_outcome = kind
     if kind == "slower":
         slower = sum(1 for k, _ in kinds if k == "slower")
@@ -187,16 +190,19 @@ def _timing(verdict: Verdict, processes: Sequence[Measurement], history: history
 
 
 def _fill(verdict: Verdict, noise: Noise, mode: Mode, night: list[float], threshold: float, policy: Policy) -> None:
-    from scipy.stats import t
+    from scipy.stats import norm, t
 
     mean = sum(night) / len(night)
     scale = noise.spread * math.sqrt(1.0 / len(night) + 1.0 / mode.runs)
-    quantile = float(t.ppf(1.0 - policy.alpha, max(noise.df, 1)))
+    # the band's own quantile: Student-t on a measured spread, normal on the assumed one (one run),
+    # where a t with one degree of freedom would turn an assumed 2 % into a CI of ×0.4–×2.5
+    quantile = noise.k
     verdict.ratio = math.exp(night[0] - mode.center)
     shift = mean - mode.center
     verdict.ratio_ci = (math.exp(shift - quantile * scale), math.exp(shift + quantile * scale))
     verdict.confidence = 1.0 - 2.0 * policy.alpha
-    verdict.p_value = float(t.sf((mean - mode.center) / scale, max(noise.df, 1))) if scale > 0 else None
+    tail = t.sf((mean - mode.center) / scale, noise.df) if noise.df else norm.sf((mean - mode.center) / scale)
+    verdict.p_value = float(tail) if scale > 0 else None
     verdict.baseline_median = math.exp(mode.center)
     verdict.current_median = math.exp(night[0])
     verdict.run_spread = noise.spread

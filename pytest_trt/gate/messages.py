@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pytest_trt.gate.noise import Mode, Noise
+from pytest_trt.gate.noise import Mode, Noise, exp
 from pytest_trt.records import CaseResult, Flag
 from pytest_trt.verdict import Outcome, Verdict, format_percent, format_seconds
 
@@ -97,14 +97,24 @@ def advice(result: CaseResult, noise: Noise, threshold: float) -> str:
         tips.append("fixing the kernel choice (each process autotunes its own)")
     if noise.df < 4:
         tips.append("more baseline runs from separate processes (pytest-trt baseline add)")
-    needed = math.ceil(noise.noise() * 100 * 1.2)
-    tips.append(f"a per-case threshold of {max(needed, 1)}% (@pytest.mark.trt(threshold=\"{max(needed, 1)}%\"))")
+    if math.isfinite(noise.noise()):  # runs orders of magnitude apart: no threshold would help
+        needed = math.ceil(noise.noise() * 100 * 1.2)
+        tips.append(f"a per-case threshold of {max(needed, 1)}% (@pytest.mark.trt(threshold=\"{max(needed, 1)}%\"))")
     return "; ".join(tips)
+
+
+def beyond_range(verdict: Verdict, noise: Noise, tonight: float) -> Verdict:
+    """Medians so far apart (each a valid latency) that their ratio or its CI leaves the floats."""
+    runs = ", ".join(format_seconds(exp(m.center)) for m in noise.modes)
+    return finish(verdict, Outcome.UNSTABLE,
+                  f"not gateable: its medians are too far apart to compare (baseline {runs}, spread ±"
+                  f"{format_percent(noise.noise())} between processes; tonight {format_seconds(exp(tonight))}); "
+                  "check the baseline's runs (pytest-trt baseline show)")
 
 
 def unstable(verdict: Verdict, noise: Noise, result: CaseResult) -> Verdict:
     verdict.advice = advice(result, noise, verdict.threshold)
-    limit = math.exp(noise.band(noise.main, verdict.threshold))
+    limit = exp(noise.band(noise.main, verdict.threshold))
     return finish(verdict, Outcome.UNSTABLE,
                   f"not gateable at {format_percent(verdict.threshold)}: its noise between processes "
                   f"(±{format_percent(noise.noise())}, {verdict.baseline_runs} runs) exceeds it, so it fails only "

@@ -79,11 +79,27 @@ class Noise:
 
         mode = self.main
         z = float(norm.ppf(power ** (1.0 / max(1, processes))))
-        return math.expm1(self.band(mode, threshold) + z * self.spread * math.sqrt(1.0 + 1.0 / mode.runs))
+        return expm1(self.band(mode, threshold) + z * self.spread * math.sqrt(1.0 + 1.0 / mode.runs))
 
     def noise(self) -> float:
         """The A/A band of the main mode as a fraction (0.012 = 1.2 %)."""
-        return math.expm1(self.noise_band(self.main))
+        return expm1(self.noise_band(self.main))
+
+
+def exp(value: float) -> float:
+    """``math.exp`` that saturates: a baseline may hold medians 10^300 apart (it validates each as a
+    positive number, not their ratio), and its verdict must still be a verdict, not an OverflowError."""
+    try:
+        return math.exp(value)
+    except OverflowError:
+        return math.inf
+
+
+def expm1(value: float) -> float:
+    try:
+        return math.expm1(value)
+    except OverflowError:
+        return math.inf
 
 
 def modes(values: Sequence[float]) -> list[list[float]]:

@@ -138,7 +138,7 @@ def _write_step_summary(run: Run, path: Path) -> None:
 def _write_html(run: Run, path: Path) -> None:
     from pytest_trt.report import html
 
-    atomic.write_text(path, html.document(run))
+    atomic.write_text(path, html.of_run(run))
 
 
 def _step_summary(ctx: Context) -> Path | None:

@@ -99,5 +99,5 @@ def html(results: Sequence[CaseResult]) -> str:
     if not found:
         return ""
     items = "".join(f"<li>{escape.html(line)}</li>" for line in _flagged(found))
-    return (table.html(_table(found)) + f"<p>A/B: {escape.html(counts(found))}</p>"
+    return (table.html(_table(found), level="h3") + f"<p>A/B: {escape.html(counts(found))}</p>"
             + (f"<ul>{items}</ul>" if items else ""))

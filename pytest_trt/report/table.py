@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pytest_trt.records import CaseResult, CaseState, Stats
+from pytest_trt.records import CaseResult, CaseState, Flag, Stats
 from pytest_trt.report import escape
-from pytest_trt.verdict import format_percent
+from pytest_trt.verdict import Verdict, format_percent
 
 COLUMNS = ("backend", "precision", "batch", "variant", "status", "median ms", "p99 ms", "calls/sample", "items/s",
            "speed-up", "vs own fp32", "TFLOP/s", "% peak", "metric", "value", "drop", "W", "items/s/W", "flags",
@@ -23,12 +23,15 @@ ALWAYS = ("backend", "precision", "batch", "status")
 
 @dataclass(frozen=True)
 class Table:
-    """One model's rows; ``outcomes`` is each row's verdict (or state) for colouring."""
+    """One model's rows; ``outcomes`` is each row's verdict (or state) for colouring, ``verdicts`` and
+    ``flags`` what the HTML report explains in a cell's tooltip."""
 
     title: str
     header: list[str]
     rows: list[list[str]]
     outcomes: list[str]
+    verdicts: list[Verdict | None] = field(default_factory=list)
+    flags: list[list[Flag]] = field(default_factory=list)
 
 
 def tables(results: Sequence[CaseResult]) -> list[Table]:
@@ -43,7 +46,7 @@ def tables(results: Sequence[CaseResult]) -> list[Table]:
         header, body = _drop_empty(COLUMNS, body)
         outcomes = [r.verdict.outcome.value if r.verdict else ("" if r.status is CaseState.OK else r.status.value)
                     for r in cases]
-        out.append(Table(model, header, body, outcomes))
+        out.append(Table(model, header, body, outcomes, [r.verdict for r in cases], [list(r.flags) for r in cases]))
     return out
 
 
@@ -114,9 +117,22 @@ def markdown(table: Table, level: str = "##") -> list[str]:
             *(line(row) for row in table.rows), ""]
 
 
-def html(table: Table) -> str:
+def html(table: Table, level: str = "h2") -> str:
+    """The table as HTML: rows classed by outcome; the verdict and flags cells explain themselves on hover."""
+    from pytest_trt.report.verdicts import EXPLAINED, FLAGS_EXPLAINED
+
     head = "".join(f"<th>{escape.html(h)}</th>" for h in table.header)
-    rows = "".join(
-        f"<tr class='{escape.html(outcome.lower())}'>" + "".join(f"<td>{escape.html(c)}</td>" for c in row) + "</tr>"
-        for row, outcome in zip(table.rows, table.outcomes))
-    return f"<h2>{escape.html(table.title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    verdict_at = table.header.index("verdict") if "verdict" in table.header else -1
+    flags_at = table.header.index("flags") if "flags" in table.header else -1
+    body = []
+    for i, (row, outcome) in enumerate(zip(table.rows, table.outcomes)):
+        verdict = table.verdicts[i] if i < len(table.verdicts) else None
+        flags = table.flags[i] if i < len(table.flags) else []
+        titles = {verdict_at: f"{verdict.outcome.value}: {EXPLAINED[verdict.outcome]}. {verdict.message}"
+                  if verdict else "",
+                  flags_at: "; ".join(f"{f.value}: {FLAGS_EXPLAINED[f]}" for f in flags)}
+        cells = "".join(f"<td title='{escape.html(titles[j])}'>{escape.html(c)}</td>" if titles.get(j)
+                        else f"<td>{escape.html(c)}</td>" for j, c in enumerate(row))
+        body.append(f"<tr class='{escape.html(outcome.lower())}'>{cells}</tr>")
+    title = f"<{level}>{escape.html(table.title)}</{level}>"
+    return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

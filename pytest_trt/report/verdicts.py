@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from pytest_trt.records import JSON
+from pytest_trt.records import JSON, Flag
 from pytest_trt.report import escape
 from pytest_trt.verdict import SEVERITY, Outcome, Verdict, format_percent, format_seconds
 
@@ -18,6 +18,15 @@ EXPLAINED = {
     Outcome.INCOMPARABLE: "other hardware or timing method: compared, not gated",
     Outcome.NEW: "no baseline entry yet",
     Outcome.MISSING: "in the baseline, not run",
+}
+
+# What the timing said about a case: shown beside the verdict, never one (docs/design.md, rule 7).
+FLAGS_EXPLAINED = {
+    Flag.NOISY: "its samples' CV is above 2.5 % (trtexec's rule); a flag, not a verdict",
+    Flag.THROTTLED: "NVML reported clock throttling while it was timed",
+    Flag.ENQUEUE_BOUND: "launching a call takes more than 0.8 × its GPU time: the host sets the pace "
+                        "(CUDA graphs help)",
+    Flag.CONTENDED: "other processes took a telling share of the CPUs while it was timed",
 }
 
 
