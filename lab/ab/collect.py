@@ -4,8 +4,9 @@
 
 Each process runs this folder's project (``conftest.py``: the residual CNN of lab/nights, main at 40
 blocks) with the given options, in a seeded shuffled order of conditions so drift reaches them all
-alike: ``A`` is the change at 40 blocks (an A/A job: the same model twice), ``B5``/``B10`` one with
-5/10 % more blocks. Every process runs ``test_ab`` (the A/B rule, in that process) and
+alike: ``A`` is the change at main's depth (an A/A job: the same model twice), ``B2``/``B5``/``B10``
+one with 2/5/10 % more blocks (``--base-depth``: main's blocks, 40 unless given). Every process runs
+``test_ab`` (the A/B rule, in that process) and
 ``test_latency`` (the same cases timed alone, which ``analyze.py`` judges with the stored-baseline
 gate on baselines drawn from other processes). ``--hogs N`` starts N busy loops
 (``python3 -c 'while True: pass'``) for the whole collection and stops them (by pid) at the end.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BASE_DEPTH = 40
-LEVELS = {"A": 0.0, "B2": 0.025, "B5": 0.05, "B10": 0.10}
+LEVELS = {"A": 0.0, "B2": 0.02, "B5": 0.05, "B10": 0.10}
 
 
 def schedule(text: str, seed: int) -> list[str]:
@@ -40,14 +41,16 @@ def schedule(text: str, seed: int) -> list[str]:
     return items
 
 
-def depth(condition: str) -> int:
-    return round(BASE_DEPTH * (1 + LEVELS[condition]))
+def depth(condition: str, base: int = BASE_DEPTH) -> int:
+    """Blocks of the change: +2 % is one block more than 50, +5 % two more than 40 (the manifest keeps both)."""
+    return round(base * (1 + LEVELS[condition]))
 
 
-def run_one(index: int, condition: str, out: Path, options: list[str], timeout: float) -> dict[str, object]:
+def run_one(index: int, condition: str, out: Path, options: list[str], timeout: float,
+            base: int = BASE_DEPTH) -> dict[str, object]:
     results = out / f"p{index:03d}-{condition}.json"
     command = [sys.executable, "-m", "pytest", "test_ab.py", "-q", *options, "--trt-results", str(results)]
-    env = dict(os.environ, NIGHTS_DEPTH=str(depth(condition)), AB_MAIN_DEPTH=str(BASE_DEPTH), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, NIGHTS_DEPTH=str(depth(condition, base)), AB_MAIN_DEPTH=str(base), PYTHONUNBUFFERED="1")
     start = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=HERE, env=env, capture_output=True, text=True, timeout=timeout)
@@ -55,7 +58,7 @@ def run_one(index: int, condition: str, out: Path, options: list[str], timeout: 
     except subprocess.TimeoutExpired as exc:
         rc, tail = -9, str(exc)[-4000:]
     (out / f"p{index:03d}-{condition}.log").write_text(tail)
-    return {"index": index, "condition": condition, "depth": depth(condition), "rc": rc,
+    return {"index": index, "condition": condition, "depth": depth(condition, base), "main_depth": base, "rc": rc,
             "wall_s": time.perf_counter() - start, "results": results.name if results.exists() else None}
 
 
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=int, default=0, help="first index of this call's processes")
     parser.add_argument("--hogs", type=int, default=0, help="busy loops to run beside the processes")
+    parser.add_argument("--base-depth", type=int, default=BASE_DEPTH, help="main's blocks (50 for a +2 %% change)")
     parser.add_argument("--budget-s", type=float, default=3600.0)
     parser.add_argument("--timeout-s", type=float, default=300.0)
     args, options = parser.parse_known_args(argv)
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             if offset and spent + 1.5 * spent / offset > args.budget_s:
                 print(f"budget: stopping after {offset} processes in {spent:.0f} s", flush=True)
                 break
-            entry = run_one(args.start + offset, condition, args.out, options, args.timeout_s)
+            entry = run_one(args.start + offset, condition, args.out, options, args.timeout_s, args.base_depth)
             manifest["processes"].append(entry)
             manifest_path.write_text(json.dumps(manifest, indent=1))
             print(json.dumps(entry), f"({done + 1} in all)", flush=True)
