@@ -1,4 +1,4 @@
-"""The user-facing fixtures: trt_case, trt_model, onnx_model, trt_engine, trt_runner, trt_gpu, trt_bench."""
+"""The user-facing fixtures: trt_case, trt_model, onnx_model, trt_engine, trt_runner, trt_gpu, trt_bench, trt_ab."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +19,9 @@ from pytest_trt.model import ModelSpec
 from pytest_trt.records import CaseResult, CaseState, RanOn, case_key
 from pytest_trt.stash import CONTEXT, RESULT
 from pytest_trt.verdict import Outcome
+
+if TYPE_CHECKING:
+    from pytest_trt.ab import AbResult
 
 
 @pytest.fixture(scope="session")
@@ -172,6 +175,7 @@ def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSp
             raise
         result.build.ran_on = _ran_on(trt_context)
         result.key = case_key(request.node.nodeid)
+        _keep_artifacts(trt_context, trt_model, result)
         rules = judging.policy(trt_context, _marker(request), limits.max_drop)
         result.verdict = judging.judge(request.config, trt_context, result, rules)
         record(request, result)
@@ -184,6 +188,33 @@ def trt_bench(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSp
         return result
 
     return bench
+
+
+def _keep_artifacts(ctx: Context, spec: ModelSpec, result: CaseResult) -> None:
+    """With --trt-save-artifacts, the model's files beside the baseline (for trt_ab(reference=BASELINE))."""
+    if ctx.settings.save_artifacts:
+        from pytest_trt.ab import store
+
+        store.keep(ctx, spec, result)
+
+
+@pytest.fixture
+def trt_ab(request: pytest.FixtureRequest, trt_case: Case, trt_model: ModelSpec,
+           trt_context: Context) -> Callable[..., AbResult]:
+    """``trt_ab(reference=None, candidate=None, compare_outputs=None)``: measure A and B of this case
+    interleaved, check B's outputs against A's, record, and fail the test when B is slower.
+
+    Each side is the test's case with parts replaced: ``pytest_trt.ab.Arm(model=..., backend=...,
+    precision=..., variant=...)``, or only a model (a ModelSpec, a model factory, an .onnx or .pt2
+    path, ``pytest_trt.ab.BASELINE``). Called without sides, it reads ``@pytest.mark.trt_ab``.
+    """
+
+    def ab(reference: object = None, candidate: object = None, compare_outputs: bool | None = None) -> AbResult:
+        from pytest_trt.ab import run
+
+        return run.run(request, trt_context, trt_case, trt_model, reference, candidate, compare_outputs)
+
+    return ab
 
 
 def _record_failure(request: pytest.FixtureRequest, case: Case, spec: ModelSpec, ctx: Context,

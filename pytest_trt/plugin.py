@@ -26,6 +26,9 @@ MARKERS = (
     "threshold=None): the pytest-trt matrix of this test; models='zoo' takes --trt-model; values override the "
     "options",
     "trt_accuracy(metric=None, max_drop=None, **agreement_limits): accuracy limits against fp32",
+    "trt_ab(reference=None, candidate=None, compare_outputs=True): the two sides trt_ab() measures "
+    "interleaved when called without them (pytest_trt.ab.Arm, a ModelSpec, a model factory, an .onnx or "
+    ".pt2 path, or pytest_trt.ab.BASELINE)",
 )
 
 
@@ -53,8 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CONTEXT] = ctx
     if workerinput is None:  # pytest-xdist workers only send reports
         from pytest_trt import live
+        from pytest_trt.ab import store
         from pytest_trt.controller import Controller
 
+        store.register_writer()
         controller = Controller(config, ctx)
         config.pluginmanager.register(controller, "pytest-trt-controller")
         live.install(config, lambda display: _listen(ctx, controller, display))
@@ -92,8 +97,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A wrong side in ``@pytest.mark.trt_ab(...)`` or an input beyond the schema limits is a usage
+    error (exit 4) before anything runs."""
     from pytest_trt import session
+    from pytest_trt.ab import arms
 
+    arms.check_markers(items)
     session.check_input_sizes(items)
 
 

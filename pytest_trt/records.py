@@ -20,7 +20,8 @@ from pytest_trt.latency import Flag, Stats, Timing
 from pytest_trt.quality import Accuracy, Agreement, TaskMetric
 from pytest_trt.verdict import Verdict
 
-if TYPE_CHECKING:  # concurrency imports this module: its record is read lazily in from_dict
+if TYPE_CHECKING:  # these modules import this one: their records are read lazily in from_dict
+    from pytest_trt.ab.record import AbResult
     from pytest_trt.concurrency import Concurrency
 
 __all__ = [
@@ -73,7 +74,7 @@ class RanOn:
 
 # Build facts the plugin itself records; everything else a runner reports stays in BuildInfo.backend.
 _BUILD_FIELDS = ("model_hash", "prepare_s", "phase_s", "flops", "tflops", "peak_tflops", "peak_dtype",
-                 "percent_of_peak", "ran_on", "flops_error", "transfers_error", "ort_profile")
+                 "percent_of_peak", "ran_on", "flops_error", "transfers_error", "ort_profile", "artifacts")
 
 
 @dataclass
@@ -96,6 +97,8 @@ class BuildInfo:
     flops_error: str | None = None
     transfers_error: str | None = None
     ort_profile: JSONDict | None = None
+    # The model's files kept beside a baseline (--trt-save-artifacts): {"onnx": "<sha256>.onnx", ...}
+    artifacts: dict[str, str] = field(default_factory=dict)
     backend: JSONDict = field(default_factory=dict)
 
     def to_dict(self) -> JSONDict:
@@ -131,6 +134,7 @@ class BuildInfo:
             flops_error=None if data.get("flops_error") is None else str(data["flops_error"]),
             transfers_error=None if data.get("transfers_error") is None else str(data["transfers_error"]),
             ort_profile=as_dict(profile) if isinstance(profile, dict) else None,
+            artifacts={str(k): str(v) for k, v in as_dict(data.get("artifacts") or {}).items()},
             backend={k: v for k, v in data.items() if k not in _BUILD_FIELDS},
         )
 
@@ -156,6 +160,7 @@ class CaseResult:
     # The network's own timing stays ``timing`` (the "infer" stage), so its baseline entries compare.
     stages: dict[str, Timing] = field(default_factory=dict)
     concurrency: Concurrency | None = None  # several streams at once, or one stream's reference for them
+    ab: AbResult | None = None  # an A/B comparison (trt_ab): this case's candidate against its reference
 
     @property
     def case_id(self) -> str:
@@ -166,7 +171,7 @@ class CaseResult:
         return self.timing.stats.median if self.timing is not None else None
 
     def to_dict(self) -> JSONDict:
-        return {
+        data: JSONDict = {
             "case": {k: v for k, v in self.case.to_dict().items()},
             "nodeid": self.nodeid,
             "key": self.key or case_key(self.nodeid),
@@ -185,10 +190,16 @@ class CaseResult:
             **({"stages": {name: t.to_dict() for name, t in self.stages.items()}} if self.stages else {}),
             **({"concurrency": self.concurrency.to_dict()} if self.concurrency is not None else {}),
         }
+        if self.ab is not None:  # absent otherwise: files without A/B cases read as before
+            data["ab"] = self.ab.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: JSONDict) -> CaseResult:
+        from pytest_trt.ab.record import AbResult
+
         timing, telemetry, host, verdict = (data.get(k) for k in ("timing", "telemetry", "host", "verdict"))
+        ab = data.get("ab")
         raw_telemetry = as_dict(telemetry) if isinstance(telemetry, dict) else {}
         if host is None and isinstance(raw_telemetry.get("host"), dict):
             host = raw_telemetry["host"]  # written inside telemetry by an earlier version
@@ -208,6 +219,7 @@ class CaseResult:
             key=str(data.get("key") or ""),
             stages={str(k): Timing.from_dict(as_dict(v)) for k, v in as_dict(data.get("stages") or {}).items()},
             concurrency=_concurrency(data.get("concurrency")),
+            ab=AbResult.from_dict(ab) if isinstance(ab, dict) else None,
         )
 
 

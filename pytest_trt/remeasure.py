@@ -25,7 +25,7 @@ ENV = "PYTEST_TRT_REMEASURE"  # set in the child: where it writes its results
 _REPLACED = {"--trt-save-baseline": True, "--trt-results": True, "--trt-report-md": True, "--trt-report-html": True,
             "--trt-benchmark-json": True, "--junitxml": True, "--junit-xml": True, "--numprocesses": True,
             "-n": True, "--dist": True, "--trt-devices": True, "--benchmark-json": True, "--benchmark-save": True,
-            "--benchmark-autosave": False, "--html": True, "--trt-device": True}
+            "--benchmark-autosave": False, "--html": True, "--trt-device": True, "--trt-save-artifacts": True}
 TIMEOUT_S = 900.0
 
 

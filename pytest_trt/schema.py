@@ -35,6 +35,7 @@ MAX_TEXT = 4096  # ids, names and messages
 MAX_CASES = 100_000
 MAX_BATCH = 1 << 20
 MAX_STAGES = 16  # pipeline stages per case (pytest_trt.pipeline has four)
+MAX_AB_PROCESSES = 64  # this process and its fresh ones (--trt-ab-processes is at most 10)
 MAX_LATENCY_S = 1e5  # a day per call: beyond it a "latency" is a corrupt or hand-made number
 RESULTS_SCHEMA_VERSION = 1
 T = TypeVar("T")
@@ -227,7 +228,32 @@ def result(value: JSON, where: str) -> CaseResult:
     if concurrency is not None:
         stats(_obj(concurrency, f"{where}.concurrency").get("latency"), f"{where}.concurrency.latency", zero=True)
     accuracy(data.get("accuracy"), f"{where}.accuracy")
+    if data.get("ab") is not None:
+        comparison(data.get("ab"), f"{where}.ab")
     return _parsed(where, lambda: CaseResult.from_dict(data))
+
+
+def comparison(value: JSON, where: str) -> None:
+    """An A/B comparison (``CaseResult.ab``): bounded lists of finite, positive ratios and log ratios."""
+    from pytest_trt.ab.record import MAX_ROUNDS_KEPT
+
+    data = _obj(value, where)
+    _text(data.get("message", ""), f"{where}.message")
+    for i, item in enumerate(_list(data.get("processes"), f"{where}.processes", MAX_AB_PROCESSES)):
+        process = _obj(item, f"{where}.processes[{i}]")
+        for name in ("ratio", "ci_low", "ci_high"):
+            _ratio(process.get(name), f"{where}.processes[{i}].{name}")
+        for j, x in enumerate(_list(process.get("log_ratios") or [], f"{where}.processes[{i}].log_ratios",
+                                    MAX_ROUNDS_KEPT)):
+            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+                raise SchemaError(f"{where}.processes[{i}].log_ratios[{j}]: expected a finite number, got {_shown(x)}")
+    if data.get("ratio") is not None:
+        _ratio(data.get("ratio"), f"{where}.ratio")
+
+
+def _ratio(value: JSON, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        raise SchemaError(f"{where}: expected a finite ratio above 0, got {_shown(value)}")
 
 
 def _verdict(value: JSON, where: str) -> Verdict:

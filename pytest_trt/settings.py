@@ -22,6 +22,7 @@ from pytest_trt.case import PRECISIONS
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 L2_STATES = ("warm", "cold")
 MAX_STREAMS = 64  # concurrent execution contexts per case: a runner (and its memory) each
+ARTIFACT_KINDS = ("onnx", "export")
 DEFAULT_CASE_TIMEOUT_S = 60.0
 MAX_CONFIRM = 10  # fresh processes per suspect case: each one re-runs the case from scratch
 MAX_MIN_ITERATIONS = 1_000_000  # the timing loop's own iteration cap (timing.Budget.max_iterations)
@@ -60,6 +61,9 @@ class Settings:
     l2_explicit: bool = False
     calls_per_sample_explicit: bool = False
     streams: tuple[int, ...] = (1,)  # concurrent execution contexts per case, a matrix dimension
+    ab_processes: int | None = None  # A/B: fresh processes that repeat each measurement; None: auto
+    ab_artifacts: Path | None = None  # A/B: where reference=BASELINE reads the baseline's model files
+    save_artifacts: tuple[str, ...] = ()  # with --trt-save-baseline: keep the models' onnx / export files
 
 
 _BUILTIN_VARIANTS = tuple(dict.fromkeys(v for b in backend_registry.BUILTIN for v in b.all_variants))
@@ -109,6 +113,14 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("benchmark-json", "export results in pytest-benchmark's JSON schema", None),
     ("max-drop", "default largest task-metric drop against fp32, e.g. 0.01 (default: 0.02)", "0.02"),
     ("calibration", f"INT8 calibration method: {', '.join(CALIBRATION_METHODS)} (default minmax)", "minmax"),
+    ("ab-processes", "A/B (trt_ab): repeat each interleaved measurement in N fresh processes and combine their "
+     "ratios, a whole number >= 0 or auto (default auto: 2 on CUDA, where each process picks its own kernels; "
+     "0 on the CPU)", "auto"),
+    ("ab-artifacts", "A/B: where trt_ab(reference=BASELINE) finds the model files a baseline kept: the baseline "
+     "file or its <baseline>.artifacts folder (default: beside --trt-baseline)", None),
+    ("save-artifacts", f"with --trt-save-baseline: keep each model's files beside it for later A/B runs, "
+     f"{', '.join(ARTIFACT_KINDS)} or both (onnx: the fp32 ONNX export; export: a torch.export program), "
+     "in <baseline>.artifacts/<sha256>.onnx|.pt2 (default: off)", None),
 )
 
 
@@ -362,9 +374,37 @@ def resolve(config: pytest.Config) -> Settings:
         case_timeout_s=_case_timeout(_raw(config, "case-timeout"), max_time),
         l2_explicit=_raw(config, "l2") is not None,
         calls_per_sample_explicit=_raw(config, "calls-per-sample") is not None,
+        **_ab_settings(config),
     )
     _check_outputs(settings)
     return settings
+
+
+def _ab_settings(config: pytest.Config) -> dict[str, Any]:
+    """The A/B options; ``--trt-save-artifacts`` only means something beside ``--trt-save-baseline``."""
+    processes = _raw(config, "ab-processes") or "auto"
+    artifacts = _raw(config, "ab-artifacts")
+    kinds = _raw(config, "save-artifacts")
+    saved = () if kinds in (None, "off") else parse_list("save-artifacts", kinds, ARTIFACT_KINDS)
+    from pytest_trt import remeasure
+
+    if saved and _raw(config, "save-baseline") is None and not remeasure.in_child():
+        raise pytest.UsageError(f"--trt-save-artifacts {kinds}: needs --trt-save-baseline PATH (the files are kept "
+                                "beside the baseline)")
+    where = None
+    if artifacts is not None:
+        where = Path(artifacts).expanduser()
+        folder = where if where.is_dir() else where.with_name(where.name + ".artifacts")
+        if not (folder / "index.json").is_file():
+            raise fail("ab-artifacts", artifacts, "a baseline saved with --trt-save-artifacts, or its "
+                       "<baseline>.artifacts folder (no index.json there)")
+    count = None
+    if processes.strip().lower() != "auto":  # each one is a child pytest re-running the item: bounded as confirm
+        if not processes.strip().isdigit() or int(processes) > MAX_CONFIRM:
+            raise fail("ab-processes", processes, f"auto or a whole number from 0 to {MAX_CONFIRM}")
+        count = int(processes)
+    return {"ab_processes": count,
+            "ab_artifacts": where, "save_artifacts": saved}
 
 
 def parse_calls_per_sample(text: str) -> int:

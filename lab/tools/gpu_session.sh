@@ -5,6 +5,7 @@
 # Pipeline step (H200, not yet run): pipe1 (the detector's mAP and stage split on CUDA, a --trt-streams
 #   1,2,4,8 sweep for ResNet-50 and the detector). PIPE_CHECK=1 runs its pytest commands on the CPU at
 #   tiny settings, to check the step without a GPU.
+# Not yet run: ab1 (the A/B validation on the H200: A/A and +2 %, beside the stored-baseline gate).
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
@@ -342,6 +343,26 @@ compile) # torch.compile (inductor, fp16) over the zoo, fastest-compiling models
     --trt-model mobilenet_v3_large,resnet50,unet,vgg16,densenet201,deeplabv3_resnet50 \
     --trt-backend torch-compile --trt-precision fp16 --trt-batch-size 1,32,256 "${FAST[@]}" \
     --trt-results "$out/compile.json" --trt-report-md "$out/compile.md"
+  ;;
+ab1) # the H200 A/B evidence (README "A/B"), lab/ab as a user's PR job runs it: one pytest process per job,
+  # A/A jobs and +2 % jobs (main at 50 blocks, the change at 51), on GPU-bound (batch 32) and CUDA-graph
+  # cases; each job also times the same cases alone (test_latency) for the stored-baseline gate on the
+  # same processes. --trt-ab-processes 0 buys more jobs; analyze.py --group 3 decides over three jobs'
+  # processes, as --trt-ab-processes auto (2 fresh) would. AB_DEVICE/AB_SCHEDULE/AB_BUDGET/AB_TIME let
+  # the commands be checked on a CPU at tiny settings.
+  device_txt
+  read -r ab_min ab_max <<<"${AB_TIME:-0.5 2}"
+  AB=(-- --trt-device "${AB_DEVICE:-cuda}" --trt-backend torch --trt-precision fp32,fp16 --trt-batch-size 1,32
+      --trt-variant eager,cuda-graph -k "bs32 or cuda-graph" --trt-threshold 1% --trt-ab-processes 0
+      --trt-warmup 0.2 --trt-min-time "$ab_min" --trt-max-time "$ab_max")
+  run ab_collect "${AB_BUDGET:-500}" $py lab/ab/collect.py --out "$out/ab" --schedule "${AB_SCHEDULE:-A:40,B2:40}" \
+    --base-depth 50 --budget-s "$(( ${AB_BUDGET:-500} - 40 ))" --timeout-s 90 "${AB[@]}"
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+  run ab_analyze 60 $py lab/ab/analyze.py "$out/ab" --threshold 1% --also 2%,5% --group 1,3 \
+    --machine "${gpu:-${AB_DEVICE:-cuda}}, one pytest process per job" --out "$out/ab_analysis.json" \
+    --md "$out/ab_analysis.md"
+  cat "$out/ab_analysis.md"
+  tar cJf "$out/ab1.tar.xz" -C "$out" ab && rm -rf "$out/ab"
   ;;
 *) echo "unknown step $step"; exit 2 ;;
 esac

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pytest_trt import __version__, atomic
 from pytest_trt.context import Context
 from pytest_trt.records import JSON, CaseResult, CaseState, JSONDict
-from pytest_trt.report import table
+from pytest_trt.report import ab, table
 from pytest_trt.report import verdicts as verdicts_mod
 from pytest_trt.verdict import Verdict
 
@@ -94,7 +94,8 @@ def _write_baseline(run: Run, path: Path) -> None:
 
     # An interrupted case says nothing about the code under test: it must not become the newest
     # baseline entry that later runs are judged against.
-    kept = [r for r in run.results if r.status is not CaseState.INTERRUPTED]
+    # An A/B case's timing is B's blocks interleaved with A's: not a measurement later nights compare with.
+    kept = [r for r in run.results if r.status is not CaseState.INTERRUPTED and r.ab is None]
     baseline.save(path, [baseline.new_run(kept, run.environment)])
 
 
@@ -110,10 +111,11 @@ def markdown(results: Sequence[CaseResult], verdicts: Sequence[Verdict], environ
 
     device = verdicts_mod.describe_hardware(environment)
     parts = [f"# pytest-trt results — {escape.markdown(device)}", ""]
-    for model in table.tables(results):
+    for model in table.tables(ab.others(results)):
         parts += table.markdown(model)
     parts += [f"{escape.markdown(r.case.id)}: {r.status.value.upper()}: {escape.markdown(r.message)}  "
               for r in results if r.status is not CaseState.OK and r.message]
+    parts += ab.markdown(results)
     if verdicts:
         parts.append(verdicts_mod.markdown(verdicts, environment))
     return "\n".join(parts)
@@ -193,12 +195,12 @@ def terminal_lines(results: Sequence[CaseResult], verdicts: Sequence[Verdict]) -
     from pytest_trt.report import escape
 
     lines: list[str] = []
-    for model in table.tables(results):
+    for model in table.tables(ab.others(results)):
         lines += table.text(model) + [""]
     lines += [escape.terminal(f"{r.case.id}: {r.status.value.upper()}: {r.message}") for r in results
               if r.status is not CaseState.OK and r.message]
     lines += _profile_lines(results)
-    return lines + verdicts_mod.terminal(verdicts)
+    return lines + ab.terminal(results) + verdicts_mod.terminal(verdicts)
 
 
 def _profile_lines(results: Sequence[CaseResult]) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pytest_trt.records import CaseResult, CaseState, Flag
-from pytest_trt.report import escape, palette, table, verdicts
+from pytest_trt.report import ab, escape, palette, table, verdicts
 from pytest_trt.report.sections import Section
 from pytest_trt.verdict import SEVERITY, Outcome, Verdict, format_percent, format_seconds
 
@@ -162,11 +162,15 @@ def _legend() -> str:
 def _section(section: Section, with_plots: bool) -> str:
     parts = [f"<h2>{escape.html(section.device)} <span class='muted small'>{escape.html(section.source)}</span>"
              "</h2>"]
-    for model in table.tables(section.results):
-        cases = [r for r in section.results if r.model_name == model.title]
+    timed = ab.others(section.results)  # an A/B case is its own table's, not a row of its model's
+    for model in table.tables(timed):
+        cases = [r for r in timed if r.model_name == model.title]
         parts.append(f"<div class='wide'>{table.html(model, level='h3')}</div>")
         if cases:  # a model's stage and streams tables follow its own, whose plots cover its cases
             parts.append(_plots(section, cases, with_plots))
+    compared = ab.html(section.results)
+    if compared:
+        parts.append(f"<div class='card wide'>{compared}</div>")
     return "<section>" + "".join(parts) + "</section>"
 
 
