@@ -35,7 +35,9 @@ def judge(config: pytest.Config, ctx: Context, result: CaseResult, rules: Policy
     again: list[Measurement] = []
     verdict = gate.judge(first, ctx.baseline, rules)
     failures: list[str] = []
-    while gate.wanted(verdict, rules) and len(failures) < rules.confirm:
+    # At most ``confirm`` processes that measured and ``confirm`` that failed: the loop ends whatever
+    # the verdicts ask for.
+    while gate.wanted(verdict, rules) and len(again) < rules.confirm and len(failures) < rules.confirm:
         measured = _fresh(config, ctx, result, failures)
         if measured is None:
             continue

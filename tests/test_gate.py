@@ -287,3 +287,10 @@ def test_runs_far_apart_give_a_verdict_not_an_overflow() -> None:
 def test_a_timed_case_that_now_times_out_is_a_status_regression() -> None:
     verdict = gate.judge(Measurement(result(None, status=CaseState.TIMEOUT), env()), baseline(steady()), RULES)
     assert verdict.outcome is Outcome.REGRESSION and "status ok → timeout" in verdict.message
+
+
+def test_another_machines_slower_case_asks_for_no_fresh_process() -> None:
+    """INCOMPARABLE is compared, never gated: re-measuring could not change it, so none is wanted."""
+    verdict = gate.judge(night(1.5e-3, env("NVIDIA H200")), baseline(steady(), env("NVIDIA A100")), RULES)
+    assert verdict.outcome is Outcome.INCOMPARABLE
+    assert gate.wanted(verdict, RULES) == 0

@@ -123,7 +123,9 @@ def judge(first: Measurement, baseline: Baseline, policy: Policy, again: Sequenc
 def wanted(verdict: Verdict, policy: Policy) -> int:
     """How many more fresh processes the verdict needs before it stands (0: it stands)."""
     def missing(v: Verdict) -> int:
-        if v.timing_outcome != "slower":
+        # Only a verdict the gate may still fail asks for confirmation: another machine's case is
+        # compared, never gated, so more processes could never change it.
+        if v.timing_outcome != "slower" or v.outcome in (Outcome.INCOMPARABLE, Outcome.NEW, Outcome.MISSING):
             return 0
         return max(0, policy.confirm - (len(v.night) - 1))
 
