@@ -113,7 +113,7 @@ def test_onnx_export_and_int8_qdq_run_in_onnx_runtime(model: torch.nn.Module, tm
             assert np.abs(out - reference).max() < limit * np.abs(reference).max()
         else:  # the plugin's int8 output check (measured rel. error 2.7e-2 with the full calibration split)
             result = accuracy.agreement(out, reference, "int8")
-            assert result["passed"], result["reason"]
+            assert result.passed, result.reason
 
 
 def test_dihedral_augmentation_keeps_boxes_exact() -> None:

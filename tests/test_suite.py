@@ -29,10 +29,12 @@ def test_pyargs_collects_what_benchmarks_collects(pytester: pytest.Pytester) -> 
 
 
 def test_the_host_projects_python_files_does_not_hide_the_suite(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    everything = _collected(pytester, "--pyargs", "pytest_trt.suite")
     pytester.makeini("[pytest]\npython_files = perf_*.py\n")
     pytester.makepyfile(perf_own="def test_own():\n    pass\n")
     collected = _collected(pytester, "--pyargs", "pytest_trt.suite")
-    assert len(collected) == 8 and set(collected.values()) == {1}  # all of it, nothing twice
+    assert collected == everything and set(collected.values()) == {1}  # all of it, nothing twice
     assert {file for file, _ in collected} == {"test_inference.py"}
 
 
