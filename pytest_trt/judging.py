@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 
 import pytest
 
-from pytest_trt import gate, jsonfile, remeasure, schema
+from pytest_trt import gate, remeasure
 from pytest_trt.context import Context
 from pytest_trt.gate import Measurement, Policy
 from pytest_trt.records import CaseResult, case_key
@@ -53,22 +52,9 @@ def judge(config: pytest.Config, ctx: Context, result: CaseResult, rules: Policy
 
 def _fresh(config: pytest.Config, ctx: Context, result: CaseResult, failures: list[str]) -> Measurement | None:
     """One fresh-process measurement of the case, or None (with why appended to ``failures``)."""
-    if ctx.device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()  # what this process cached, the child may need
-    child = remeasure.run(config, result.nodeid, ctx.device)
-    try:
-        if child.results is None:
-            failures.append(child.error)
-            return None
-        document = schema.results(jsonfile.read(child.results, "re-measurement results"), str(child.results))
-    except (jsonfile.FileFormatError, schema.SchemaError) as exc:
-        failures.append(str(exc))
+    document = remeasure.fresh_document(config, result.nodeid, ctx.device, "re-measurement results", failures)
+    if document is None:
         return None
-    finally:
-        if child.results is not None:
-            shutil.rmtree(child.results.parent, ignore_errors=True)
     key = result.key or case_key(result.nodeid)
     matches = [c for c in document.cases if (c.key or case_key(c.nodeid)) == key]
     if not matches or matches[0].timing is None:

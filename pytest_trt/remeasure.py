@@ -10,6 +10,7 @@ file (``ENV``), judges nothing and re-measures nothing itself.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,8 +18,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pytest_trt.schema import ResultsDocument
 
 ENV = "PYTEST_TRT_REMEASURE"  # set in the child: where it writes its results
 # Options the child does without (files it must not write) or gets anew, with whether they take a value.
@@ -89,3 +94,27 @@ def run(config: pytest.Config, nodeid: str, device: str, timeout_s: float = TIME
         return Child(None, seconds, f"the fresh process exited {done.returncode} without results: "
                      + " / ".join(tail))
     return Child(results, seconds)
+
+
+def fresh_document(config: pytest.Config, nodeid: str, device: str, what: str,
+                   failures: list[str]) -> ResultsDocument | None:
+    """One fresh process's results for ``nodeid``, read and validated, its temp folder removed; None
+    (with why appended to ``failures``) when the process gave none that loads."""
+    from pytest_trt import jsonfile, schema
+
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()  # what this process cached, the child may need
+    child = run(config, nodeid, device)
+    try:
+        if child.results is None:
+            failures.append(child.error)
+            return None
+        return schema.results(jsonfile.read(child.results, what), str(child.results))
+    except (jsonfile.FileFormatError, schema.SchemaError) as exc:
+        failures.append(str(exc))
+        return None
+    finally:
+        if child.results is not None:
+            shutil.rmtree(child.results.parent, ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -19,7 +18,7 @@ from typing import NoReturn
 
 import pytest
 
-from pytest_trt import checks, jsonfile, remeasure, schema
+from pytest_trt import checks, remeasure
 from pytest_trt.ab import arms, decide, measure, store
 from pytest_trt.ab.record import AbArm, AbProcess, AbResult
 from pytest_trt.backends.base import Runner
@@ -179,22 +178,9 @@ def _phases(ctx: Context, phases: dict[str, float]) -> Callable[[str], AbstractC
 
 def _fresh(config: pytest.Config, ctx: Context, nodeid: str, failures: list[str]) -> AbProcess | None:
     """The item measured again in a fresh child pytest (``pytest_trt.remeasure``): its one process."""
-    if ctx.device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()  # what this process cached, the child may need
-    child = remeasure.run(config, nodeid, ctx.device)
-    try:
-        if child.results is None:
-            failures.append(child.error)
-            return None
-        document = schema.results(jsonfile.read(child.results, "A/B re-measurement results"), str(child.results))
-    except (jsonfile.FileFormatError, schema.SchemaError) as exc:
-        failures.append(str(exc))
+    document = remeasure.fresh_document(config, nodeid, ctx.device, "A/B re-measurement results", failures)
+    if document is None:
         return None
-    finally:
-        if child.results is not None:
-            shutil.rmtree(child.results.parent, ignore_errors=True)
     key = case_key(nodeid)
     found = [c for c in document.cases if (c.key or case_key(c.nodeid)) == key and c.ab is not None]
     if not found or not found[0].ab or not found[0].ab.processes:
