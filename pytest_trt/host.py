@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_trt.records import HostLoad
+from pytest_trt.conditions import HostLoad
 
 CONTENDED_SHARE = 0.10  # other processes' share of the machine's CPU above which a case was contended
 HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

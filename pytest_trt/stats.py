@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pytest_trt.records import Flag, HostLoad, Stats, Timing
+from pytest_trt.conditions import HostLoad
+from pytest_trt.latency import Flag, Stats, Timing
 
 # trtexec's rules (docs/design.md, rule 7).
 NOISY_CV = 0.025  # coefficient of variation above which a case is NOISY (trtexec's "unstable")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from pytest_trt.case import Case
 from pytest_trt.jsontypes import JSON, JSONDict, as_dict, as_list, as_number
-from pytest_trt.records import Agreement, TaskMetric
+from pytest_trt.quality import Agreement, TaskMetric
 from pytest_trt.verdict import Outcome
 
 MAX_ROUNDS_KEPT = 5000  # per process: every round of a 10 s measurement, bounded for the files
