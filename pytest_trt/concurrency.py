@@ -42,6 +42,7 @@ from pytest_trt.stats import median_ci_ranks, relative_ci_halfwidth, summarize, 
 
 CLOCK = "perf_counter-requests"  # per request on the host, all streams pooled: not the network's clock
 STREAM_SEED_OFFSET = 100  # stream i's inputs: spec seed + offset + i (other inputs than check and timing)
+WARM_REQUESTS = 2  # per stream, finished on its own thread before the window opens
 NS = 1e-9
 
 Request = Callable[[], object]
@@ -242,9 +243,13 @@ def run_lanes(lanes: Sequence[Lane], *, batch_size: int, budget: Budget, clock: 
               deadline: Deadline = NO_DEADLINE) -> Measured:
     """Drive every lane from its own thread until the stop rule ends the window, then summarize it.
 
-    All lanes warm up together for ``budget.warmup_s`` (what finishes then is dropped), so the
-    window opens on a steady state rather than on N first calls at once. Past ``deadline`` the
-    monitor stops every stream (each finishes the request it is in) and raises ``CaseTimeout``.
+    All lanes warm up together for ``budget.warmup_s`` and until each has finished
+    ``WARM_REQUESTS`` requests on its own thread (what finishes then is dropped), so the window
+    opens on a steady state rather than on N first calls at once: a thread's first call can pay for
+    per-thread set-up that the case's own warm-up, on another thread, never saw (on an H100,
+    ResNet-50's first request on a new thread took 1.4 s against 6 ms after it:
+    lab/results/README-pipeline.md). Past ``deadline`` the monitor stops every stream (each
+    finishes the request it is in) and raises ``CaseTimeout``.
     """
     if not lanes:
         raise ValueError("run_lanes needs at least one lane")
@@ -255,7 +260,7 @@ def run_lanes(lanes: Sequence[Lane], *, batch_size: int, budget: Budget, clock: 
         thread.start()
     try:
         start = clock()
-        while not stop.is_set() and clock() - start < budget.warmup_s / NS:
+        while not stop.is_set() and not _warm(lanes, (clock() - start) * NS, budget.warmup_s):
             deadline.check("streams (warm-up)")
             sleep(poll_s)
         window, reason = _Window(lanes, clock()), None
@@ -274,6 +279,11 @@ def run_lanes(lanes: Sequence[Lane], *, batch_size: int, budget: Budget, clock: 
     window.update(end)  # requests that finished just before the window closed
     return Measured(window_timing(window, batch_size, budget, reason or STOP_MAX_TIME, (window.begin - start) * NS),
                     list(window.counts))
+
+
+def _warm(lanes: Sequence[Lane], elapsed_s: float, warmup_s: float) -> bool:
+    """Whether the warm-up is over: its time has passed and every stream has its warm requests."""
+    return elapsed_s >= warmup_s and min(len(lane.stamps) for lane in lanes) >= WARM_REQUESTS
 
 
 def _raise_first_error(lanes: Sequence[Lane]) -> None:
