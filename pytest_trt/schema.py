@@ -235,7 +235,7 @@ def result(value: JSON, where: str) -> CaseResult:
 
 def comparison(value: JSON, where: str) -> None:
     """An A/B comparison (``CaseResult.ab``): bounded lists of finite, positive ratios and log ratios."""
-    from pytest_trt.ab.record import MAX_ROUNDS_KEPT
+    from pytest_trt.ab.record import MAX_INSTANCES, MAX_ROUNDS_KEPT
 
     data = _obj(value, where)
     _text(data.get("message", ""), f"{where}.message")
@@ -247,6 +247,9 @@ def comparison(value: JSON, where: str) -> None:
                                     MAX_ROUNDS_KEPT)):
             if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
                 raise SchemaError(f"{where}.processes[{i}].log_ratios[{j}]: expected a finite number, got {_shown(x)}")
+        for j, x in enumerate(_list(process.get("instance_ratios") or [], f"{where}.processes[{i}].instance_ratios",
+                                    MAX_INSTANCES)):
+            _ratio(x, f"{where}.processes[{i}].instance_ratios[{j}]")
     if data.get("ratio") is not None:
         _ratio(data.get("ratio"), f"{where}.ratio")
 

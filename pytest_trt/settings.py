@@ -62,6 +62,7 @@ class Settings:
     calls_per_sample_explicit: bool = False
     streams: tuple[int, ...] = (1,)  # concurrent execution contexts per case, a matrix dimension
     ab_processes: int | None = None  # A/B: fresh processes that repeat each measurement; None: auto
+    ab_instances: int | None = None  # A/B: pairs of runner instances per process; None: auto
     ab_artifacts: Path | None = None  # A/B: where reference=BASELINE reads the baseline's model files
     save_artifacts: tuple[str, ...] = ()  # with --trt-save-baseline: keep the models' onnx / export files
 
@@ -116,6 +117,9 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("ab-processes", "A/B (trt_ab): repeat each interleaved measurement in N fresh processes and combine their "
      "ratios, a whole number >= 0 or auto (default auto: 2 on CUDA, where each process picks its own kernels; "
      "0 on the CPU)", "auto"),
+    ("ab-instances", "A/B (trt_ab): split each process's rounds over N pairs of freshly built runners of both "
+     "sides, a whole number from 1 to 16 or auto (default auto: 4 on CUDA, where two builds of one model can "
+     "differ by where their memory landed; 1 on the CPU)", "auto"),
     ("ab-artifacts", "A/B: where trt_ab(reference=BASELINE) finds the model files a baseline kept: the baseline "
      "file or its <baseline>.artifacts folder (default: beside --trt-baseline)", None),
     ("save-artifacts", f"with --trt-save-baseline: keep each model's files beside it for later A/B runs, "
@@ -403,7 +407,15 @@ def _ab_settings(config: pytest.Config) -> dict[str, Any]:
         if not processes.strip().isdigit() or int(processes) > MAX_CONFIRM:
             raise fail("ab-processes", processes, f"auto or a whole number from 0 to {MAX_CONFIRM}")
         count = int(processes)
-    return {"ab_processes": count,
+    from pytest_trt.ab.record import MAX_INSTANCES
+
+    instances = _raw(config, "ab-instances") or "auto"
+    pairs = None
+    if instances.strip().lower() != "auto":
+        if not instances.strip().isdigit() or not 1 <= int(instances) <= MAX_INSTANCES:
+            raise fail("ab-instances", instances, f"auto or a whole number from 1 to {MAX_INSTANCES}")
+        pairs = int(instances)
+    return {"ab_processes": count, "ab_instances": pairs,
             "ab_artifacts": where, "save_artifacts": saved}
 
 

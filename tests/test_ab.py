@@ -350,6 +350,118 @@ def test_a_process_is_re_estimated_offline_from_its_rounds():
     assert decide.reestimate(kept, 0.5).ci_high <= kept.ci_high
 
 
+# -------------------------------------------------------------------------- pairs of runner instances
+
+
+def test_instance_pairs_share_one_plans_budget_and_later_ones_warm_up_briefly():
+    first, later = interleave.split(plan(warmup_s=0.4, min_time_s=1.0, max_time_s=4.0, min_rounds=20), 4)
+    assert (first.min_time_s, first.max_time_s, first.warmup_s) == (0.25, 1.0, 0.4)
+    assert first.min_rounds == 6 and first.min_rounds % 2 == 0  # 20 / 4 rounded up to whole balanced pairs
+    assert later.warmup_s == pytest.approx(0.1) and later.min_rounds == first.min_rounds
+    assert interleave.split(plan(), 1) == (plan(), plan())
+
+
+def test_joined_rounds_keep_whole_pairs_of_each_instance_pair():
+    parts = [interleave.Rounds("perf_counter", 3, a=[1.0] * n, b=[r] * n, b_first=[False] * n, wall_s=1.0,
+                               stop_reason=reason)
+             for n, r, reason in ((6, 1.1, "min-reached"), (7, 0.9, "max-time"), (4, 1.0, "converged"))]
+    rounds = interleave.joined(parts)
+    assert rounds.instances == [6, 6, 4] and len(rounds.a) == len(rounds.b) == 16  # the odd 7th round is dropped
+    assert rounds.wall_s == 3.0 and rounds.stop_reason == "max-time" and rounds.calls == 3
+    assert [round(r, 6) for r in decide.instance_ratios(rounds)] == [1.1, 0.9, 1.0]
+    assert all(a == b for a, b in zip(decide.paired(rounds.log_ratios)[:3], [math.log(1.1)] * 3))
+    with pytest.raises(ValueError, match="same calls"):
+        interleave.joined([parts[0], interleave.Rounds("perf_counter", 5, a=[1.0, 1.0], b=[1.0, 1.0])])
+    assert decide.instance_ratios(parts[0]) == []  # one pair: nothing to tell apart
+
+
+def test_builds_that_disagree_widen_the_interval_and_ones_that_agree_do_not():
+    """Seen on an H100 (lab/results/ab_h100): the rounds of one pair of builds agree to 0.03 %, while
+    four pairs of builds of the same model gave B/A 1.019, 0.999, 1.004, 1.016. The interval must
+    cover what the builds differ by, or that difference reads as a change."""
+    tight = (1.0095, 1.0105)
+    wide = decide.widened(tight, [1.019, 0.999, 1.004, 1.016])
+    assert wide[0] < 1.0 < 1.02 < wide[1]
+    assert decide.widened(tight, [1.0101, 1.0099, 1.0100, 1.0102]) == pytest.approx(tight, abs=1e-3)
+    assert decide.widened(tight, [1.05, 0.95]) == tight  # two pairs: too few for a t interval
+    builds = [1.019, 0.999, 1.004, 1.016]
+    disagreeing = AbProcess(1.0095, *wide, 100, 3, "cuda-event", 1e-3, 1e-3, instance_ratios=builds)
+    decision = decide.decide([disagreeing], 0.01)
+    assert decision.outcome is Outcome.UNSTABLE and "two builds of the same model differ" in decision.detail
+
+
+def test_a_re_estimate_keeps_the_builds_in_its_interval():
+    b = [1.02] * 10 + [1.0] * 10 + [0.99] * 10 + [1.0] * 10
+    rounds = interleave.Rounds("perf_counter", 1, a=[1.0] * 40, b=b, instances=[10, 10, 10, 10])
+    kept = decide.estimate(rounds)
+    assert [round(r, 3) for r in kept.instance_ratios] == [1.02, 1.0, 0.99, 1.0]
+    again = decide.reestimate(kept, decide.CONFIDENCE)
+    assert again.ci_low == pytest.approx(kept.ci_low) and again.ci_high == pytest.approx(kept.ci_high)
+    assert kept.ci_high > 1.02  # wider than any one pair's rounds
+
+
+class FakeRunner:
+    """A CPU runner whose every call costs ``cost_ns`` on the virtual clock (the seam measure uses)."""
+
+    stream = None
+
+    def __init__(self, clock: VirtualClock, cost_ns: int, log: list[str], name: str) -> None:
+        self.clock, self.cost_ns, self.log, self.name = clock, cost_ns, log, name
+
+    def load_inputs(self, host: Any) -> Any:
+        return host
+
+    def run(self, handle: Any) -> Any:
+        self.clock.ns += self.cost_ns
+        return handle
+
+    def close(self) -> None:
+        self.log.append(f"close {self.name}")
+
+
+def test_rounds_over_instance_pairs_average_what_each_build_landed_on(monkeypatch):
+    """Each pair of builds has its own B/A (1.04, 1.00, 0.98, 1.02 here: where their memory landed);
+    one pair would carry its own into every round, four give each its share."""
+    from pytest_trt.ab import measure
+
+    clock = VirtualClock()
+    monkeypatch.setattr(interleave, "time", type("T", (), {"perf_counter_ns": staticmethod(clock)}))
+    log: list[str] = []
+    b_costs = iter([104_000, 100_000, 98_000, 102_000])
+    made = [0]
+
+    def pair() -> list[FakeRunner]:
+        made[0] += 1
+        return [FakeRunner(clock, 100_000, log, f"A{made[0]}"), FakeRunner(clock, next(b_costs), log, f"B{made[0]}")]
+
+    current = pair()
+
+    def reopen() -> list[FakeRunner]:
+        for runner in current:
+            runner.close()
+        current[:] = pair()
+        return list(current)
+
+    phases: list[str] = []
+
+    @contextmanager
+    def phase(name: str) -> Iterator[None]:
+        phases.append(name)
+        yield
+
+    rounds, last, _, runners = measure._over_instances(list(current), reopen, 4, [0.0], plan(min_rounds=20),
+                                                       Deadline.start(0), phase)
+    assert made[0] == 4 and phases == ["reopen"] * 3 and log == ["close A1", "close B1", "close A2", "close B2",
+                                                                 "close A3", "close B3"]
+    assert [r.name for r in runners] == ["A4", "B4"] and len(last) == 2  # the checks after use the last pair
+    assert len(rounds.instances) == 4 and all(n >= 6 and n % 2 == 0 for n in rounds.instances)
+    estimate = decide.estimate(rounds)
+    assert [round(r, 3) for r in estimate.instance_ratios] == [1.04, 1.0, 0.98, 1.02]
+    assert 0.98 <= estimate.ratio <= 1.04 and len({r.calls_per_block for r in [estimate]}) == 1
+    one, *_ = measure._over_instances(list(current), None, 4, [0.0], plan(min_rounds=20), Deadline.start(0), phase)
+    assert one.instances == [] and made[0] == 4  # no way to reopen: one pair
+
+
 # ----------------------------------------------------------------------------------------- records
 
 

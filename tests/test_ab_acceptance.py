@@ -131,6 +131,20 @@ def test_a_slowdown_that_fresh_processes_do_not_see_does_not_fail(project, tmp_p
     confirmed.stdout.fnmatch_lines(["*in all 2 processes*"])
 
 
+def test_rounds_split_over_pairs_of_new_builds_record_each_pairs_ratio(project, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_TRT_TEST_DELAY_MS", "1.1")
+    results = tmp_path / "r.json"
+    run = project.runpytest(*RUN, "--trt-ab-instances", "3", "--trt-results", str(results))
+    run.assert_outcomes(failed=1)
+    (case,) = ab_results(results)
+    (process,) = case["ab"]["processes"]
+    assert [round(r, 3) for r in process["instance_ratios"]] == [1.1, 1.1, 1.1]
+    assert process["rounds"] >= 20 and "reopen" in case["build"]["phase_s"]
+    plain = project.runpytest(*RUN, "--trt-results", str(results))  # auto: one pair on the CPU
+    plain.assert_outcomes(failed=1)
+    assert ab_results(results)[0]["ab"]["processes"][0]["instance_ratios"] == []
+
+
 def test_results_ride_to_the_controller_under_xdist(project, tmp_path):
     pytest.importorskip("xdist")
     project.makepyfile(test_more=AB_TEST.replace("def test_ab", "def test_ab_again"))
@@ -184,6 +198,8 @@ def test_rounds_past_the_case_timeout_fail_the_item_as_a_timeout(project, tmp_pa
     (["--trt-ab-processes", "many"], "ERROR: --trt-ab-processes: invalid value 'many'; expected auto or a whole*"),
     (["--trt-ab-processes", "1000"], "ERROR: --trt-ab-processes: invalid value '1000'; expected auto or a whole "
                                      "number from 0 to 10"),
+    (["--trt-ab-instances", "0"], "ERROR: --trt-ab-instances: invalid value '0'; expected auto or a whole number "
+                                  "from 1 to 16"),
     (["--trt-save-artifacts", "onnx"], "ERROR: --trt-save-artifacts onnx: needs --trt-save-baseline PATH*"),
     (["--trt-ab-artifacts", "nowhere.json"], "ERROR: --trt-ab-artifacts: invalid value 'nowhere.json'; expected a "
                                              "baseline saved with --trt-save-artifacts*"),

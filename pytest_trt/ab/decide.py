@@ -7,6 +7,11 @@ n pairs, the number below the true median is Binomial(n, 1/2), so two order stat
 the chosen confidence whatever the pairs' distribution (``stats.median_ci_ranks``). A burst of load
 that hits one block makes that pair an outlier, which moves a median by one rank at most.
 
+Within a process (``--trt-ab-instances``, 4 on CUDA): two builds of one model differ by where their
+memory landed, a draw that every round of one pair of builds shares. The rounds are split over
+several pairs of new builds, and with three or more pairs the interval is widened to cover the t
+interval of the pairs' mean log ratio (``widened``), so that difference is noise, not a change.
+
 Across processes (``--trt-ab-processes``): each fresh process draws its own kernels, memory layout
 and thread placement, which a within-process CI cannot see. So the rule asks every process:
 
@@ -46,10 +51,54 @@ def estimate(rounds: Rounds, confidence: float = CONFIDENCE, *, fresh: bool = Fa
     if len(logs) < 2:
         raise ValueError("fewer than two rounds timed both sides: no balanced pair to compare")
     ratio, low, high = median_interval(paired(logs), confidence)
+    builds = instance_ratios(rounds)
+    low, high = widened((low, high), builds, confidence)
     return AbProcess(ratio=ratio, ci_low=low, ci_high=high, rounds=len(logs), calls_per_block=rounds.calls,
                      clock=rounds.clock, a_median_s=float(np.median(rounds.a)), b_median_s=float(np.median(rounds.b)),
                      log_ratios=kept(logs), fresh=fresh, seed=seed, wall_s=rounds.wall_s,
-                     stop_reason=rounds.stop_reason)
+                     stop_reason=rounds.stop_reason, instance_ratios=builds)
+
+
+MIN_INSTANCES_FOR_INTERVAL = 3  # a t interval from two pairs (1 degree of freedom) is 32 spreads wide
+
+
+def widened(ci: tuple[float, float], builds: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The rounds' interval, widened to the t interval of the mean log B/A over the instance pairs.
+
+    The rounds' sign-test interval sees only round-to-round noise within each pair of builds; what
+    two builds of one model differ by (where their memory landed: up to 2 % on an H100,
+    lab/results/ab_h100) is one draw per pair, and the pairs' own spread is the only measure of it
+    this process has. An interval that ignored it would call that difference a change.
+    """
+    if len(builds) < MIN_INSTANCES_FOR_INTERVAL:
+        return ci
+    from scipy.stats import t
+
+    logs = [math.log(r) for r in builds]
+    centre, sd = statistics.fmean(logs), statistics.stdev(logs)
+    half = float(t.ppf(1 - (1 - confidence) / 2, len(logs) - 1)) * sd / math.sqrt(len(logs))
+    return min(ci[0], math.exp(centre - half)), max(ci[1], math.exp(centre + half))
+
+
+def instance_spread(process: AbProcess) -> float | None:
+    """The standard deviation of a process's log B/A between its pairs of builds (None under two pairs)."""
+    builds = process.instance_ratios
+    return statistics.stdev(math.log(r) for r in builds) if len(builds) >= 2 else None
+
+
+def instance_ratios(rounds: Rounds) -> list[float]:
+    """The median B/A of each pair of runner instances (``Rounds.instances``); empty for a single pair."""
+    if len(rounds.instances) <= 1:
+        return []
+    out, start = [], 0
+    for count in rounds.instances:
+        logs = [math.log(b / a) for a, b in zip(rounds.a[start:start + count], rounds.b[start:start + count])
+                if a > 0 and b > 0]
+        start += count
+        pairs = paired(logs)
+        if pairs:
+            out.append(math.exp(statistics.median(pairs)))
+    return out
 
 
 def kept(log_ratios: Sequence[float], limit: int = MAX_ROUNDS_KEPT) -> list[float]:
@@ -71,9 +120,10 @@ def median_interval(log_ratios: Sequence[float], confidence: float = CONFIDENCE)
 def reestimate(process: AbProcess, confidence: float) -> AbProcess:
     """The same process's estimate at another confidence, from its kept rounds (offline analysis)."""
     ratio, low, high = median_interval(paired(process.log_ratios), confidence)
+    low, high = widened((low, high), process.instance_ratios, confidence)
     return AbProcess(ratio, low, high, process.rounds, process.calls_per_block, process.clock, process.a_median_s,
                      process.b_median_s, process.log_ratios, process.fresh, process.seed, process.wall_s,
-                     process.stop_reason)
+                     process.stop_reason, process.instance_ratios)
 
 
 @dataclass(frozen=True)
@@ -139,6 +189,10 @@ def advice(processes: Sequence[AbProcess], threshold: float) -> str:
         tips.append("more rounds (a larger --trt-min-time)")
     if len(processes) >= 2 and max(p.ratio for p in processes) / min(p.ratio for p in processes) > 1 + threshold:
         tips.append("fixing what each process chooses at start-up (its processes disagree)")
+    spreads = [s for s in map(instance_spread, processes) if s is not None]
+    if spreads and max(spreads) > threshold / 4:
+        tips.append(f"a threshold above what two builds of the same model differ by here (±{max(spreads):.1%} "
+                    "between pairs of builds)")
     tips.append("a quieter machine or a larger batch")
     tips.append("a larger threshold (@pytest.mark.trt(threshold=...))")
     return "; ".join(tips)

@@ -20,7 +20,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import repeat
 from typing import Any, Protocol
 
@@ -77,10 +77,50 @@ class Rounds:
     warmup_s: float = 0.0
     wall_s: float = 0.0  # seconds of timed blocks, both sides
     stop_reason: str = ""
+    instances: list[int] = field(default_factory=list)  # rounds per pair of runner instances, in order (``joined``)
 
     @property
     def log_ratios(self) -> list[float]:
         return [math.log(b / a) for a, b in zip(self.a, self.b) if a > 0 and b > 0]
+
+
+def split(plan: Plan, count: int) -> tuple[Plan, Plan]:
+    """(the first instance pair's plan, each later one's) when ``count`` pairs share one plan's budget.
+
+    Times and round counts are divided among the pairs (rounds up to whole balanced pairs); a later
+    pair's warm-up is a share of the first's, since the first already paid for what a process does
+    once (kernel choice, lazy initialization) and a new instance needs only its own first calls.
+    """
+    if count <= 1:
+        return plan, plan
+    per = math.ceil(plan.min_rounds / count)
+    first = replace(plan, min_time_s=plan.min_time_s / count, max_time_s=plan.max_time_s / count,
+                    min_rounds=per + per % 2, max_rounds=max(per + per % 2, math.ceil(plan.max_rounds / count)))
+    return first, replace(first, warmup_s=plan.warmup_s / count)
+
+
+def joined(parts: Sequence[Rounds]) -> Rounds:
+    """The rounds of several instance pairs as one record, each part cut to whole balanced pairs, so
+    that ``paired`` never pairs a round of one instance pair with one of the next."""
+    if not parts:
+        raise ValueError("no instance pair was measured")
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if any(p.calls != first.calls or p.clock != first.clock for p in parts):
+        raise ValueError("instance pairs must time blocks of the same calls on the same clock")
+    out = Rounds(first.clock, first.calls)
+    for part in parts:
+        n = len(part.a) - len(part.a) % 2
+        out.a += part.a[:n]
+        out.b += part.b[:n]
+        out.b_first += part.b_first[:n]
+        out.instances.append(n)
+        out.warmup_s += part.warmup_s
+        out.wall_s += part.wall_s
+    reasons = [p.stop_reason for p in parts]
+    out.stop_reason = "max-time" if "max-time" in reasons else reasons[-1]
+    return out
 
 
 def halfwidth(log_ratios: Sequence[float], confidence: float) -> float:

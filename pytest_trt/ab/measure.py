@@ -13,7 +13,7 @@ import random
 import secrets
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,11 +54,21 @@ def plan(ctx: Context, threshold: float) -> interleave.Plan:
                            confidence=decide.CONFIDENCE)
 
 
+Reopen = Callable[[], Sequence[Runner]]  # closes both runners and returns a new, prepared pair
+
+
 def measure(ctx: Context, sides: Sequence[Side], runners: Sequence[Runner], limits: AccuracyLimits,
             compare_outputs: bool, threshold: float,
-            phase: Callable[[str], AbstractContextManager[None]], deadline: Deadline = NO_DEADLINE) -> Measured:
+            phase: Callable[[str], AbstractContextManager[None]], deadline: Deadline = NO_DEADLINE,
+            reopen: Reopen | None = None, instances: int = 1) -> Measured:
     """Both sides' checks, rounds and task metric; past ``deadline`` no later phase starts and the rounds
-    stop between two of them (``CaseTimeout``)."""
+    stop between two of them (``CaseTimeout``).
+
+    With ``instances`` > 1 the rounds are split over that many pairs of runner instances, ``reopen``
+    making each pair after the first: two builds of one model in one process can differ by a
+    percent or two (where their weights and buffers landed, measured on an H100: lab/results/ab_h100),
+    a difference that one pair would carry into every round as if it were the change. The later
+    checks and the task metric use the last pair."""
     a, b = sides
     spec = a.spec
     batch = a.case.batch_size
@@ -72,7 +82,8 @@ def measure(ctx: Context, sides: Sequence[Side], runners: Sequence[Runner], limi
         agreed = _agreements(sides, first, check_inputs, check_seed, limits, compare_outputs)
     deadline.check("measure (A/B)")
     with phase("measure"):
-        rounds, last, seed = _interleave(runners, timed_inputs, plan(ctx, threshold), deadline)
+        rounds, last, seed, runners = _over_instances(runners, reopen, instances, timed_inputs, plan(ctx, threshold),
+                                                      deadline, phase)
     with phase("check_timed"):
         timed = [runner.to_host(out) for runner, out in zip(runners, last)]
         del last
@@ -122,10 +133,33 @@ def _agreements(sides: Sequence[Side], outputs: Sequence[np.ndarray], inputs: np
     return checks.agreement(out_b, inputs, precision, limits, of_a), reference
 
 
-def _interleave(runners: Sequence[Runner], host: np.ndarray,
-                budget: interleave.Plan, deadline: Deadline) -> tuple[interleave.Rounds, list[Any], int]:
-    """The rounds, each side's last timed output (kept one call at a time, as bench does) and the
-    seed of the rounds' random order (recorded, so an order effect can be traced)."""
+def _over_instances(runners: Sequence[Runner], reopen: Reopen | None, instances: int, host: np.ndarray,
+                    budget: interleave.Plan, deadline: Deadline, phase: Callable[[str], AbstractContextManager[None]]
+                    ) -> tuple[interleave.Rounds, list[Any], int, Sequence[Runner]]:
+    """The rounds over ``instances`` pairs of runners (one plan's budget shared among them), the last
+    pair's outputs, the seed of the rounds' order and the last pair."""
+    count = instances if reopen is not None else 1
+    first, later = interleave.split(budget, count)
+    seed = secrets.randbits(32)
+    rng = random.Random(seed)
+    parts: list[interleave.Rounds] = []
+    last: list[Any] = []
+    for k in range(count):
+        if k:
+            assert reopen is not None
+            deadline.check(f"measure (A/B, instance pair {k + 1} of {count})")
+            last = []  # the outputs live in the runners about to be closed
+            with phase("reopen"):
+                runners = reopen()
+        rounds, last = _interleave(runners, host, first if k == 0 else replace(later, calls=parts[0].calls),
+                                   deadline, rng)
+        parts.append(rounds)
+    return interleave.joined(parts), last, seed, runners
+
+
+def _interleave(runners: Sequence[Runner], host: np.ndarray, budget: interleave.Plan, deadline: Deadline,
+                rng: random.Random) -> tuple[interleave.Rounds, list[Any]]:
+    """The rounds and each side's last timed output (kept one call at a time, as bench does)."""
     handles = []
     for runner in runners:
         with on_stream(runner.stream):
@@ -141,8 +175,6 @@ def _interleave(runners: Sequence[Runner], host: np.ndarray,
 
         return call
 
-    seed = secrets.randbits(32)
-    rng = random.Random(seed)
     fns = [step(0), step(1)]
     streams = [runner.stream for runner in runners]
     if streams[0] is None and streams[1] is None:
@@ -155,7 +187,7 @@ def _interleave(runners: Sequence[Runner], host: np.ndarray,
         api = timing.cuda_api(runners[0].stream)
         sides = [interleave.CudaSide(fn, runner.stream) for fn, runner in zip(fns, runners)]
         rounds = interleave.interleave_cuda(sides, budget, rng, api, deadline=deadline)
-    return rounds, last, seed
+    return rounds, last
 
 
 def _timings(rounds: interleave.Rounds, batch: int) -> tuple[Timing, Timing]:

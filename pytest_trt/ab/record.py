@@ -14,6 +14,7 @@ from pytest_trt.quality import Agreement, TaskMetric
 from pytest_trt.verdict import Outcome
 
 MAX_ROUNDS_KEPT = 5000  # per process: every round of a 10 s measurement, bounded for the files
+MAX_INSTANCES = 16  # pairs of runner instances per process: the most --trt-ab-instances allows
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class AbProcess:
     seed: int = 0  # the seed of the rounds' random order
     wall_s: float = 0.0
     stop_reason: str = ""
+    # B/A of each pair of runner instances the rounds were split over (--trt-ab-instances), in order;
+    # empty for one pair. Their spread is what two builds of one model differ by in this process.
+    instance_ratios: list[float] = field(default_factory=list)
 
     def to_dict(self) -> JSONDict:
         data: JSONDict = asdict(self)
@@ -73,6 +77,7 @@ class AbProcess:
             log_ratios=[as_number(x) for x in as_list(data.get("log_ratios") or [])][:MAX_ROUNDS_KEPT],
             fresh=bool(data.get("fresh", False)), seed=int(as_number(data.get("seed", 0))),
             wall_s=as_number(data.get("wall_s", 0.0)), stop_reason=str(data.get("stop_reason", "")),
+            instance_ratios=[as_number(x) for x in as_list(data.get("instance_ratios") or [])][:MAX_INSTANCES],
         )
 
 

@@ -33,6 +33,17 @@ from pytest_trt.verdict import Outcome
 CUDA_PROCESSES = 2  # --trt-ab-processes auto on CUDA: each process picks its own kernels at start-up
 
 
+CUDA_INSTANCES = 4  # --trt-ab-instances auto on CUDA: two builds of one model differ by where they landed
+
+
+def instance_pairs(ctx: Context) -> int:
+    """How many pairs of runner instances share a process's rounds: the option, else 4 on CUDA and 1 on the CPU."""
+    wanted = ctx.settings.ab_instances
+    if wanted is not None:
+        return wanted
+    return CUDA_INSTANCES if ctx.device.startswith("cuda") else 1
+
+
 def fresh_processes(ctx: Context) -> int:
     """How many fresh processes repeat the measurement: the option, else 2 on CUDA and 0 on the CPU."""
     wanted = ctx.settings.ab_processes
@@ -87,9 +98,18 @@ def run(request: pytest.FixtureRequest, ctx: Context, case: Case, spec: ModelSpe
     try:
         runners = _open_both(request, ctx, sides, phases)
         deadline = Deadline.start(ctx.settings.case_timeout_s)  # as trt_bench: from the prepared runners on
+
+        def reopen() -> list[Runner]:
+            closing = list(runners)
+            runners.clear()  # a failure below leaves nothing for the finally to close twice
+            for runner in closing:
+                runner.close()
+            runners.extend(_open_both(request, ctx, sides, {}))
+            return list(runners)
+
         try:
             measured = measure.measure(ctx, sides, runners, limits, compare, threshold, _phases(ctx, phases),
-                                       deadline)
+                                       deadline, reopen, instance_pairs(ctx))
         except CaseTimeout as exc:
             _timed_out(request, ctx, sides[1], exc, phases)
         except Exception as exc:
