@@ -23,6 +23,7 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 L2_STATES = ("warm", "cold")
 MAX_STREAMS = 64  # concurrent execution contexts per case: a runner (and its memory) each
 ARTIFACT_KINDS = ("onnx", "export")
+AB_CLOCKS = ("wall", "cpu")
 DEFAULT_CASE_TIMEOUT_S = 60.0
 MAX_CONFIRM = 10  # fresh processes per suspect case: each one re-runs the case from scratch
 MAX_MIN_ITERATIONS = 1_000_000  # the timing loop's own iteration cap (timing.Budget.max_iterations)
@@ -63,6 +64,7 @@ class Settings:
     streams: tuple[int, ...] = (1,)  # concurrent execution contexts per case, a matrix dimension
     ab_processes: int | None = None  # A/B: fresh processes that repeat each measurement; None: auto
     ab_instances: int | None = None  # A/B: pairs of runner instances per process; None: auto
+    ab_clock: str = "wall"  # A/B on the CPU: "wall" or "cpu" (the process's CPU time)
     ab_artifacts: Path | None = None  # A/B: where reference=BASELINE reads the baseline's model files
     save_artifacts: tuple[str, ...] = ()  # with --trt-save-baseline: keep the models' onnx / export files
 
@@ -120,6 +122,9 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     ("ab-instances", "A/B (trt_ab): split each process's rounds over N pairs of freshly built runners of both "
      "sides, a whole number from 1 to 16 or auto (default auto: 4 on CUDA, where two builds of one model can "
      "differ by where their memory landed; 1 on the CPU)", "auto"),
+    ("ab-clock", "A/B on the CPU device: wall (default: perf_counter) or cpu (the process's CPU time, all its "
+     "threads: on a host whose cores other jobs share, the time the scheduler gives them is left out; for sides "
+     "that run the same threads). CUDA sides are timed by events either way", "wall"),
     ("ab-artifacts", "A/B: where trt_ab(reference=BASELINE) finds the model files a baseline kept: the baseline "
      "file or its <baseline>.artifacts folder (default: beside --trt-baseline)", None),
     ("save-artifacts", f"with --trt-save-baseline: keep each model's files beside it for later A/B runs, "
@@ -415,7 +420,10 @@ def _ab_settings(config: pytest.Config) -> dict[str, Any]:
         if not instances.strip().isdigit() or not 1 <= int(instances) <= MAX_INSTANCES:
             raise fail("ab-instances", instances, f"auto or a whole number from 1 to {MAX_INSTANCES}")
         pairs = int(instances)
-    return {"ab_processes": count, "ab_instances": pairs,
+    clock = (_raw(config, "ab-clock") or "wall").strip().lower()
+    if clock not in AB_CLOCKS:
+        raise fail("ab-clock", clock, f"one of {', '.join(AB_CLOCKS)}")
+    return {"ab_processes": count, "ab_instances": pairs, "ab_clock": clock,
             "ab_artifacts": where, "save_artifacts": saved}
 
 

@@ -57,6 +57,30 @@ def test_cpu_rounds_measure_each_side_by_its_own_calls():
     assert rounds.stop_reason == "min-reached"
 
 
+def test_cpu_rounds_on_the_process_clock_read_process_time_not_the_wall(monkeypatch):
+    """``--trt-ab-clock cpu``: a call that another process's time slice interrupted is charged its
+    own work only (the wall clock here jumps by 50 ms in every tenth call of B; the CPU clock does not)."""
+    cpu, wall = VirtualClock(), VirtualClock()
+    count = [0]
+
+    def b() -> None:
+        count[0] += 1
+        cpu.ns += 105_000
+        wall.ns += 105_000 + (50_000_000 if count[0] % 10 == 0 else 0)
+
+    def a() -> None:
+        cpu.ns += 100_000
+        wall.ns += 100_000
+
+    monkeypatch.setattr(interleave, "time", type("T", (), {"process_time_ns": staticmethod(cpu),
+                                                           "perf_counter_ns": staticmethod(wall)}))
+    rounds = interleave.interleave_cpu([a, b], plan(host_clock="process_time", calls=1), random.Random(2))
+    assert rounds.clock == "process_time"
+    assert all(math.isclose(y / x, 1.05, rel_tol=1e-4) for x, y in zip(rounds.a, rounds.b))
+    with pytest.raises(ValueError, match="host_clock"):
+        plan(host_clock="tsc")
+
+
 def test_rounds_come_in_balanced_pairs_of_opposite_orders():
     clock = VirtualClock()
     rounds = interleave.interleave_cpu([clock.call(1000), clock.call(1000)], plan(min_rounds=200),

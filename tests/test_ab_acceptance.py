@@ -200,6 +200,7 @@ def test_rounds_past_the_case_timeout_fail_the_item_as_a_timeout(project, tmp_pa
                                      "number from 0 to 10"),
     (["--trt-ab-instances", "0"], "ERROR: --trt-ab-instances: invalid value '0'; expected auto or a whole number "
                                   "from 1 to 16"),
+    (["--trt-ab-clock", "tsc"], "ERROR: --trt-ab-clock: invalid value 'tsc'; expected one of wall, cpu"),
     (["--trt-save-artifacts", "onnx"], "ERROR: --trt-save-artifacts onnx: needs --trt-save-baseline PATH*"),
     (["--trt-ab-artifacts", "nowhere.json"], "ERROR: --trt-ab-artifacts: invalid value 'nowhere.json'; expected a "
                                              "baseline saved with --trt-save-artifacts*"),

@@ -7,7 +7,8 @@ unit of evidence is the ratio of two blocks measured a few milliseconds apart, n
 measured at different times. The random order keeps "the side that runs second" (which may find
 warmer or colder caches, or a thread pool the other side just left spinning) from favouring one.
 
-On the CPU a block is bracketed by ``perf_counter_ns`` reads. On CUDA each block is bracketed by
+On the CPU a block is bracketed by ``perf_counter_ns`` reads (``process_time_ns`` with
+``--trt-ab-clock cpu``). On CUDA each block is bracketed by
 CUDA events on its own runner's stream, and each block's stream first waits for the previous
 block's end event, so the two runners' work never overlaps on the GPU while the host keeps
 enqueueing ahead (the queue never drains between blocks); events are read a chunk behind, as the
@@ -36,6 +37,7 @@ MAX_BLOCK_CALLS = 4096
 CHUNK_S = 0.05  # CUDA: GPU time of the rounds enqueued between two reads of their events
 MAX_CHUNK_PAIRS = 64  # events in flight stay bounded, however short the warm-up made a call look
 WARMUP_BATCH = 64  # GPU warm-up calls between synchronizations, at most
+HOST_CLOCKS = ("perf_counter", "process_time")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Plan:
     calls: int = 0  # calls per block; 0: enough for about ``block_s``
     target_halfwidth: float = 0.0  # stop early once the CI of the median log ratio is this narrow (0: never)
     confidence: float = 0.98
+    host_clock: str = "perf_counter"  # CPU rounds: "perf_counter" (wall) or "process_time" (the process's CPU)
 
     def __post_init__(self) -> None:
         for name in ("warmup_s", "min_time_s", "max_time_s", "block_s", "target_halfwidth"):
@@ -63,6 +66,8 @@ class Plan:
             raise ValueError(f"need 1 <= min_rounds <= max_rounds, got {self.min_rounds}, {self.max_rounds}")
         if self.calls < 0:
             raise ValueError(f"calls must be >= 0 (0: automatic), got {self.calls}")
+        if self.host_clock not in HOST_CLOCKS:
+            raise ValueError(f"host_clock must be one of {', '.join(HOST_CLOCKS)}, got {self.host_clock!r}")
 
 
 @dataclass
@@ -223,11 +228,18 @@ def _block_cpu(fn: Callable[[], object], calls: int, clock: Callable[[], int], s
 
 def interleave_cpu(fns: Sequence[Callable[[], object]], plan: Plan, rng: random.Random,
                    clock: Callable[[], int] | None = None, deadline: Deadline = NO_DEADLINE) -> Rounds:
-    """Rounds of A and B on the host clock (``perf_counter_ns`` unless given): ``fns`` are (A's call, B's call)."""
-    clock = clock or time.perf_counter_ns  # looked up per call: a test's virtual clock replaces it
+    """Rounds of A and B on the host clock (the plan's unless given): ``fns`` are (A's call, B's call).
+
+    ``process_time`` counts the CPU the process spent (all its threads), not the wall time: on a host
+    whose cores other jobs share, a call that the scheduler set aside for another process's time
+    slice is charged for its own work only. It measures work, so it suits two sides that run the
+    same threads; a side that is faster by using more threads is slower by this clock.
+    """
+    if clock is None:  # looked up per call: a test's virtual clock replaces the module's
+        clock = time.process_time_ns if plan.host_clock == "process_time" else time.perf_counter_ns
     warm = [_warm_cpu(fn, plan.warmup_s, clock) for fn in fns]
     calls = block_calls([per_call for per_call, _ in warm], plan)
-    rounds = Rounds("perf_counter", calls, warmup_s=sum(s for _, s in warm))
+    rounds = Rounds(plan.host_clock, calls, warmup_s=sum(s for _, s in warm))
     stop = _Stop(plan, deadline)
     stamps = np.empty(calls + 1, dtype=np.int64)
     sequence = orders(rng)

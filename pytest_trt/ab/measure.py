@@ -51,7 +51,8 @@ def plan(ctx: Context, threshold: float) -> interleave.Plan:
     s = ctx.settings
     return interleave.Plan(warmup_s=s.warmup_s, min_time_s=s.min_time_s, max_time_s=s.max_time_s,
                            min_rounds=max(MIN_ROUNDS, s.min_iterations), target_halfwidth=threshold / 4,
-                           confidence=decide.CONFIDENCE)
+                           confidence=decide.CONFIDENCE,
+                           host_clock="process_time" if s.ab_clock == "cpu" else "perf_counter")
 
 
 Reopen = Callable[[], Sequence[Runner]]  # closes both runners and returns a new, prepared pair

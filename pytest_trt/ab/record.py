@@ -51,7 +51,7 @@ class AbProcess:
     ci_high: float
     rounds: int
     calls_per_block: int
-    clock: str  # "perf_counter" or "cuda-event"
+    clock: str  # "perf_counter", "process_time" (--trt-ab-clock cpu) or "cuda-event"
     a_median_s: float
     b_median_s: float
     log_ratios: list[float] = field(default_factory=list)
