@@ -120,8 +120,8 @@ OPTIONS: tuple[tuple[str, str, str | None], ...] = (
      "ratios, a whole number >= 0 or auto (default auto: 2 on CUDA, where each process picks its own kernels; "
      "0 on the CPU)", "auto"),
     ("ab-instances", "A/B (trt_ab): split each process's rounds over N pairs of freshly built runners of both "
-     "sides, a whole number from 1 to 16 or auto (default auto: 4 on CUDA, where two builds of one model can "
-     "differ by where their memory landed; 1 on the CPU)", "auto"),
+     "sides, a whole number from 1 to 16 or auto (default auto: 4 on CUDA, 8 on the CPU: two builds of one model "
+     "can differ by where their memory landed; 1 with a torch-compile side, which compiles again per build)", "auto"),
     ("ab-clock", "A/B on the CPU device: wall (default: perf_counter) or cpu (the process's CPU time, all its "
      "threads: on a host whose cores other jobs share, the time the scheduler gives them is left out; for sides "
      "that run the same threads). CUDA sides are timed by events either way", "wall"),

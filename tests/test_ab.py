@@ -424,6 +424,22 @@ def test_a_re_estimate_keeps_the_builds_in_its_interval():
     assert kept.ci_high > 1.02  # wider than any one pair's rounds
 
 
+def test_pairs_of_builds_default_by_device_and_stay_one_for_torch_compile():
+    from types import SimpleNamespace
+
+    from pytest_trt.ab.run import instance_pairs
+
+    def ctx(device: str, wanted: int | None = None) -> Any:
+        return SimpleNamespace(device=device, settings=SimpleNamespace(ab_instances=wanted))
+
+    def side(backend: str) -> Any:
+        return SimpleNamespace(case=Case("m", backend, "fp16", 1, "cuda"))
+
+    assert instance_pairs(ctx("cuda:0")) == 4 and instance_pairs(ctx("cpu")) == 8
+    assert instance_pairs(ctx("cuda:0"), [side("torch"), side("torch-compile")]) == 1  # each build compiles again
+    assert instance_pairs(ctx("cuda:0", 6), [side("torch-compile")]) == 6  # the option is the user's word
+
+
 class FakeRunner:
     """A CPU runner whose every call costs ``cost_ns`` on the virtual clock (the seam measure uses)."""
 
@@ -523,6 +539,9 @@ def test_results_files_with_a_comparison_pass_the_schema():
     (lambda ab: ab["processes"][1].update(log_ratios=[0.0, "x"]), r"log_ratios\[1\]: expected a finite number"),
     (lambda ab: ab.update(processes=[ab["processes"][0]] * 65), r"processes: 65 items, more than the 64 allowed"),
     (lambda ab: ab.update(ratio=-1), r"\.ab\.ratio: expected a finite ratio above 0, got -1"),
+    (lambda ab: ab["processes"][0].update(instance_ratios=[1.0] * 17), r"instance_ratios: 17 items, more than the 16"),
+    (lambda ab: ab["processes"][0].update(instance_ratios=[1.0, 0.0]), r"instance_ratios\[1\]: expected a finite "
+                                                                        r"ratio above 0, got 0"),
 ])
 def test_a_comparison_beyond_the_schema_limits_is_refused_naming_where(change, message):
     from pytest_trt import schema

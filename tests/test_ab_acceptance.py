@@ -140,9 +140,12 @@ def test_rounds_split_over_pairs_of_new_builds_record_each_pairs_ratio(project, 
     (process,) = case["ab"]["processes"]
     assert [round(r, 3) for r in process["instance_ratios"]] == [1.1, 1.1, 1.1]
     assert process["rounds"] >= 20 and "reopen" in case["build"]["phase_s"]
-    plain = project.runpytest(*RUN, "--trt-results", str(results))  # auto: one pair on the CPU
-    plain.assert_outcomes(failed=1)
+    one = project.runpytest(*RUN, "--trt-ab-instances", "1", "--trt-results", str(results))
+    one.assert_outcomes(failed=1)
     assert ab_results(results)[0]["ab"]["processes"][0]["instance_ratios"] == []
+    auto = project.runpytest(*RUN, "--trt-results", str(results))  # auto: 8 pairs on the CPU
+    auto.assert_outcomes(failed=1)
+    assert len(ab_results(results)[0]["ab"]["processes"][0]["instance_ratios"]) == 8
 
 
 def test_results_ride_to_the_controller_under_xdist(project, tmp_path):

@@ -33,15 +33,21 @@ from pytest_trt.verdict import Outcome
 CUDA_PROCESSES = 2  # --trt-ab-processes auto on CUDA: each process picks its own kernels at start-up
 
 
-CUDA_INSTANCES = 4  # --trt-ab-instances auto on CUDA: two builds of one model differ by where they landed
+# --trt-ab-instances auto: two builds of one model differ by where they landed (up to 2 % on an H100,
+# 3 % for a small CPU model: lab/results/ab_h100, ab_cpu_hog); a CPU build costs little, so more pairs
+CUDA_INSTANCES = 4
+CPU_INSTANCES = 8
 
 
-def instance_pairs(ctx: Context) -> int:
-    """How many pairs of runner instances share a process's rounds: the option, else 4 on CUDA and 1 on the CPU."""
+def instance_pairs(ctx: Context, sides: Sequence[arms.Side] = ()) -> int:
+    """How many pairs of runner instances share a process's rounds: the option, else 4 on CUDA and 8 on
+    the CPU, and 1 where a side is torch-compile (each new build of it compiles again, for minutes)."""
     wanted = ctx.settings.ab_instances
     if wanted is not None:
         return wanted
-    return CUDA_INSTANCES if ctx.device.startswith("cuda") else 1
+    if any(side.case.backend == "torch-compile" for side in sides):
+        return 1
+    return CUDA_INSTANCES if ctx.device.startswith("cuda") else CPU_INSTANCES
 
 
 def fresh_processes(ctx: Context) -> int:
@@ -109,7 +115,7 @@ def run(request: pytest.FixtureRequest, ctx: Context, case: Case, spec: ModelSpe
 
         try:
             measured = measure.measure(ctx, sides, runners, limits, compare, threshold, _phases(ctx, phases),
-                                       deadline, reopen, instance_pairs(ctx))
+                                       deadline, reopen, instance_pairs(ctx, sides))
         except CaseTimeout as exc:
             _timed_out(request, ctx, sides[1], exc, phases)
         except Exception as exc:
