@@ -2,10 +2,12 @@
 # The GPU runs behind the committed results, one step per call of the device tool (each < 10 min).
 #   bash lab/tools/gpu_session.sh STEP    with $OUT set; onnxruntime-gpu staged into /tmp/site first
 # Session 7 steps (H200): nights1, nights2 (with the H200 ResNet-50 file), nights3.
-# Pipeline step (H200, not yet run): pipe1 (the detector's mAP and stage split on CUDA, a --trt-streams
-#   1,2,4,8 sweep for ResNet-50 and the detector). PIPE_CHECK=1 runs its pytest commands on the CPU at
-#   tiny settings, to check the step without a GPU.
-# Not yet run: ab1 (the A/B validation on the H200: A/A and +2 %, beside the stored-baseline gate).
+# Pipeline step: pipe1 (the detector's mAP and stage split on CUDA, a --trt-streams 1,2,4,8 sweep for
+#   ResNet-50 and the detector). PIPE_CHECK=1 runs its pytest commands on the CPU at tiny settings, to
+#   check the step without a GPU.
+# Session 8 steps (each call asked for an H200 and got an H100): ab1 (the A/B validation: A/A and +2 %,
+#   beside the stored-baseline gate), pipe1, s8 (pipe1's streams sweeps after the per-thread warm-up
+#   fix, then A/B jobs with 4 pairs of builds); s8b was not run (too little device time left).
 # Session 1 steps: core, zoo1, zoo2 (cut short), gate.
 # Session 2 steps: core2 (GPU tests, timer fidelity warm/cold and with telemetry, one xdist worker),
 #   gate2 (gate validation on the project's timer), zoo3 (the zoo cells session 1 missed), compile.
@@ -363,6 +365,41 @@ ab1) # the H200 A/B evidence (README "A/B"), lab/ab as a user's PR job runs it: 
     --md "$out/ab_analysis.md"
   cat "$out/ab_analysis.md"
   tar cJf "$out/ab1.tar.xz" -C "$out" ab && rm -rf "$out/ab"
+  ;;
+s8) # session 8 (one call): pipe1's streams sweeps again now that each stream warms up on its own thread
+  # (pipe1's ResNet-50 first requests on a new thread took 1.4 s and fell inside the window), then A/B
+  # jobs as ab1 with the rounds split over pairs of new builds (--trt-ab-instances auto: 4 on CUDA),
+  # without test_latency and the host-bound fp16 eager case, so more jobs fit the call
+  device_txt
+  s8_over=()
+  [ "${PIPE_CHECK:-0}" = 1 ] && s8_over=(--trt-device cpu --trt-precision fp32 --trt-warmup 0 --trt-min-time 0.05
+                                         --trt-max-time 0.2 --trt-min-iterations 2 --trt-case-timeout 120)
+  cases s8_streams_det 110 --trt-model scenes-det --trt-backend torch --trt-precision fp16 --trt-batch-size 8 \
+    --trt-streams 1,2,4,8 "${s8_over[@]}"
+  cases s8_streams_r50 170 --trt-model resnet50 --trt-backend torch --trt-precision fp16 --trt-batch-size 1,32 \
+    --trt-streams 1,2,4,8 "${s8_over[@]}"
+  read -r ab_min ab_max <<<"${AB_TIME:-0.5 2}"
+  AB=(-- --trt-device "${AB_DEVICE:-cuda}" --trt-backend torch --trt-precision fp32,fp16 --trt-batch-size 1,32
+      --trt-variant eager,cuda-graph -k "test_ab and (cuda-graph or (fp32 and bs32))" --trt-threshold 1%
+      --trt-ab-processes 0 ${AB_EXTRA:-} --trt-warmup 0.2 --trt-min-time "$ab_min" --trt-max-time "$ab_max")
+  run ab_collect "${AB_BUDGET:-380}" $py lab/ab/collect.py --out "$out/ab" --schedule "${AB_SCHEDULE:-A:40,B2:40}" \
+    --base-depth 50 --seed 8 --budget-s "$(( ${AB_BUDGET:-380} - 20 ))" --timeout-s 90 "${AB[@]}"
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+  run ab_analyze 40 $py lab/ab/analyze.py "$out/ab" --threshold 1% --also 2% --group 1,3 \
+    --machine "${gpu:-${AB_DEVICE:-cuda}}, one pytest process per job, 4 instance pairs" \
+    --out "$out/ab_analysis.json" --md "$out/ab_analysis.md"
+  cat "$out/ab_analysis.md"
+  tar cJf "$out/ab.tar.xz" -C "$out" ab && rm -rf "$out/ab"
+  pack s8
+  ;;
+s8b) # session 8, the last minutes: the two cases whose builds differed most in s8, with 8 pairs of builds
+  device_txt
+  AB=(-- --trt-device "${AB_DEVICE:-cuda}" --trt-backend torch --trt-precision fp32,fp16 --trt-batch-size 1,32
+      --trt-variant cuda-graph -k "test_ab and (fp32-bs1 or fp16-bs32)" --trt-threshold 1% --trt-ab-processes 0
+      --trt-ab-instances 8 --trt-warmup 0.2 --trt-min-time 0.5 --trt-max-time 2)
+  run ab_collect "${AB_BUDGET:-100}" $py lab/ab/collect.py --out "$out/ab" --schedule "${AB_SCHEDULE:-A:10,B2:10}" \
+    --base-depth 50 --seed 9 --budget-s "$(( ${AB_BUDGET:-100} - 10 ))" --timeout-s 60 "${AB[@]}"
+  tar cJf "$out/ab8.tar.xz" -C "$out" ab && rm -rf "$out/ab"
   ;;
 *) echo "unknown step $step"; exit 2 ;;
 esac
